@@ -1,0 +1,57 @@
+/**
+ * Reads committed chunks. The first read of a blob in this process fetches it
+ * whole and checks its hash (a torn or corrupt blob is never served); later
+ * reads of that blob are range reads or come from a small LRU of whole chunks.
+ */
+import type { BlobId, BlobStore } from '../blobs/blob-store.js';
+
+export class ChunkReader {
+  private readonly cache = new Map<BlobId, Buffer>();
+  private cachedBytes = 0;
+  private readonly verified = new Set<BlobId>();
+
+  constructor(
+    private readonly blobs: BlobStore,
+    private readonly cacheLimit = 64 * 1024 * 1024,
+  ) {}
+
+  /** A blob this process wrote itself from bytes it hashed: no need to re-check it. */
+  markVerified(id: BlobId): void {
+    if (this.verified.size > 1_000_000) this.verified.clear();
+    this.verified.add(id);
+  }
+
+  async read(id: BlobId, offset: number, length: number): Promise<Buffer> {
+    const hit = this.cache.get(id);
+    if (hit) {
+      this.cache.delete(id);
+      this.cache.set(id, hit); // LRU: move to the back
+      return hit.subarray(offset, offset + length);
+    }
+    if (this.verified.has(id)) return this.blobs.get(id, { offset, length });
+    const whole = await this.blobs.get(id); // verified against its id
+    this.markVerified(id);
+    this.remember(id, whole);
+    return whole.subarray(offset, offset + length);
+  }
+
+  private remember(id: BlobId, data: Buffer): void {
+    if (data.length > this.cacheLimit / 4) return;
+    this.cache.set(id, data);
+    this.cachedBytes += data.length;
+    for (const [k, v] of this.cache) {
+      if (this.cachedBytes <= this.cacheLimit) break;
+      this.cache.delete(k);
+      this.cachedBytes -= v.length;
+    }
+  }
+
+  forget(id: BlobId): void {
+    const v = this.cache.get(id);
+    if (v) {
+      this.cache.delete(id);
+      this.cachedBytes -= v.length;
+    }
+    this.verified.delete(id);
+  }
+}

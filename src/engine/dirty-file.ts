@@ -1,0 +1,290 @@
+/**
+ * Uncommitted changes to one regular file.
+ *
+ * Writes go straight into per-chunk staging files in the data directory
+ * (`staging/<ino>.<chunk>`), so an acknowledged write survives a kill -9 of the
+ * daemon (it is in the page cache) and no file is ever held whole in memory.
+ * A staged chunk starts as a copy of the committed chunk it replaces; at commit
+ * it is hashed and hard-linked into the blob store as it is: no second copy.
+ *
+ * The file's logical content is: staged chunks where present; otherwise the
+ * committed chunk, but only below `baseLimit` (the lowest size the file was
+ * truncated to since the last commit); zeros everywhere else, up to `size`.
+ */
+import { promises as fsp } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { sha256 } from '../blobs/hash.js';
+import type { BlobId, BlobStore } from '../blobs/blob-store.js';
+import type { ChunkRef } from '../meta/types.js';
+import type { ChunkReader } from './chunk-reader.js';
+import type { OpContext } from './credentials.js';
+import type { TimeNs } from '../util/time.js';
+
+/** Maximum chunk size (see native-notes/chunking.md for why 1 MiB). */
+export const CHUNK_SIZE = 1 << 20;
+const ZEROS = Buffer.alloc(CHUNK_SIZE);
+const MAX_OPEN_STAGING_FDS = 8;
+
+export interface StagingMeta {
+  /** Version the staged changes apply to; a mismatch after a crash means they were already committed. */
+  baseVid: number | null;
+  baseLimit: number;
+  size: number;
+}
+
+interface Staged {
+  path: string;
+  len: number;
+}
+
+/** Read `[offset, offset+length)` of committed content into `out` at `outOffset` (out is pre-zeroed). */
+export async function readCommitted(
+  reader: ChunkReader, chunks: readonly ChunkRef[], limit: number,
+  offset: number, length: number, out: Buffer, outOffset: number,
+): Promise<void> {
+  const end = Math.min(offset + length, limit);
+  for (let k = Math.floor(offset / CHUNK_SIZE); k * CHUNK_SIZE < end; k++) {
+    const ref = chunks[k];
+    if (!ref?.id) continue;
+    const cs = k * CHUNK_SIZE;
+    const from = Math.max(offset, cs) - cs;
+    const to = Math.min(end - cs, ref.len);
+    if (from >= to) continue;
+    const data = await reader.read(ref.id, from, to - from);
+    data.copy(out, outOffset + cs + from - offset);
+  }
+}
+
+export class DirtyFile {
+  size: number;
+  baseVid: number | null;
+  baseChunks: ChunkRef[];
+  baseLimit: number;
+  mtimeNs: TimeNs;
+  ctimeNs: TimeNs;
+  /** Something changed since the last commit. */
+  modified = false;
+  /** Context of the last writer: the commit is tagged with its principal and session. */
+  lastWriter: OpContext | null = null;
+  private readonly staged = new Map<number, Staged>();
+  private readonly fds = new Map<number, FileHandle>();
+  private metaWritten = false;
+
+  constructor(
+    readonly ino: number,
+    private readonly stagingDir: string,
+    private readonly reader: ChunkReader,
+    base: { vid: number | null; chunks: ChunkRef[]; size: number; mtimeNs: TimeNs; ctimeNs: TimeNs },
+  ) {
+    this.size = base.size;
+    this.baseVid = base.vid;
+    this.baseChunks = base.chunks;
+    this.baseLimit = base.size;
+    this.mtimeNs = base.mtimeNs;
+    this.ctimeNs = base.ctimeNs;
+  }
+
+  /** Rebuild the state a crashed daemon left in the staging directory. */
+  static async recover(
+    ino: number, stagingDir: string, reader: ChunkReader, meta: StagingMeta,
+    base: { vid: number | null; chunks: ChunkRef[]; size: number; mtimeNs: TimeNs; ctimeNs: TimeNs },
+    chunkFiles: number[],
+  ): Promise<DirtyFile> {
+    const f = new DirtyFile(ino, stagingDir, reader, base);
+    f.baseLimit = Math.min(meta.baseLimit, base.size);
+    f.size = meta.size;
+    f.metaWritten = true;
+    for (const k of chunkFiles) {
+      const path = f.stagingPath(k);
+      const len = (await fsp.stat(path)).size;
+      f.staged.set(k, { path, len });
+      f.size = Math.max(f.size, k * CHUNK_SIZE + len);
+    }
+    f.modified = true;
+    return f;
+  }
+
+  stagingPath(k: number): string {
+    return join(this.stagingDir, `${this.ino}.${k}`);
+  }
+
+  get metaPath(): string {
+    return join(this.stagingDir, `${this.ino}.meta`);
+  }
+
+  get stagedBytes(): number {
+    let n = 0;
+    for (const s of this.staged.values()) n += s.len;
+    return n;
+  }
+
+  async read(offset: number, length: number): Promise<Buffer> {
+    const end = Math.min(offset + length, this.size);
+    if (end <= offset) return Buffer.alloc(0);
+    const out = Buffer.alloc(end - offset);
+    // Committed parts first, then staged chunks on top.
+    await readCommitted(this.reader, this.baseChunks, this.baseLimit, offset, end - offset, out, 0);
+    for (let k = Math.floor(offset / CHUNK_SIZE); k * CHUNK_SIZE < end; k++) {
+      const st = this.staged.get(k);
+      if (!st) continue;
+      const cs = k * CHUNK_SIZE;
+      const from = Math.max(offset, cs) - cs;
+      const to = Math.min(end - cs, CHUNK_SIZE);
+      const dst = cs + from - offset;
+      // The staged chunk replaces the committed one entirely: clear what was copied in.
+      out.fill(0, dst, dst + (to - from));
+      const have = Math.min(to, st.len) - from;
+      if (have > 0) {
+        const fd = await this.fd(k);
+        await fd.read(out, dst, have, from);
+      }
+    }
+    return out;
+  }
+
+  async write(offset: number, data: Uint8Array): Promise<number> {
+    let done = 0;
+    while (done < data.length) {
+      const pos = offset + done;
+      const k = Math.floor(pos / CHUNK_SIZE);
+      const cs = k * CHUNK_SIZE;
+      const n = Math.min(data.length - done, cs + CHUNK_SIZE - pos);
+      await this.ensureStaged(k, pos - cs, pos - cs + n);
+      const fd = await this.fd(k);
+      await fd.write(data, done, n, pos - cs);
+      const st = this.staged.get(k)!;
+      st.len = Math.max(st.len, pos - cs + n);
+      done += n;
+    }
+    this.size = Math.max(this.size, offset + data.length);
+    this.modified = true;
+    return done;
+  }
+
+  async truncate(n: number): Promise<void> {
+    if (n < this.size) {
+      const lastKept = n === 0 ? -1 : Math.floor((n - 1) / CHUNK_SIZE);
+      for (const k of [...this.staged.keys()]) if (k > lastKept) await this.unstage(k);
+      if (n % CHUNK_SIZE !== 0) {
+        const cs = lastKept * CHUNK_SIZE;
+        const ref = this.baseChunks[lastKept];
+        const baseHasMore = cs < this.baseLimit && ref?.id && Math.min(ref.len, this.baseLimit - cs) > n - cs;
+        if (this.staged.has(lastKept) || baseHasMore) {
+          await this.ensureStaged(lastKept, 0, 0);
+          const st = this.staged.get(lastKept)!;
+          if (st.len > n - cs) {
+            await (await this.fd(lastKept)).truncate(n - cs);
+            st.len = n - cs;
+          }
+        }
+      }
+      this.baseLimit = Math.min(this.baseLimit, n);
+    }
+    this.size = n;
+    this.modified = true;
+    await this.writeMeta();
+  }
+
+  /**
+   * Turn the staged chunks into blobs and return the new chunk list. The
+   * staging files are linked into the blob store as they are.
+   */
+  async buildCommit(blobs: BlobStore): Promise<{ chunks: ChunkRef[]; newIds: BlobId[] }> {
+    const chunks: ChunkRef[] = [];
+    const newIds: BlobId[] = [];
+    const count = Math.ceil(this.size / CHUNK_SIZE);
+    for (let k = 0; k < count; k++) {
+      const st = this.staged.get(k);
+      if (st) {
+        await this.closeFd(k);
+        const data = st.len === 0 ? ZEROS.subarray(0, 0) : await fsp.readFile(st.path);
+        if (data.length === 0 || data.equals(ZEROS.subarray(0, data.length))) {
+          chunks.push({ id: null, len: 0 });
+          continue;
+        }
+        const id = sha256(data);
+        await blobs.adoptFile(st.path, id);
+        this.reader.markVerified(id);
+        chunks.push({ id, len: data.length });
+        newIds.push(id);
+      } else if (k * CHUNK_SIZE < this.baseLimit && this.baseChunks[k]) {
+        chunks.push(this.baseChunks[k]!);
+      } else {
+        chunks.push({ id: null, len: 0 });
+      }
+    }
+    return { chunks, newIds };
+  }
+
+  /** After the metadata switched to `vid`, the staged state becomes the new base. */
+  async committed(vid: number, chunks: ChunkRef[]): Promise<void> {
+    await this.discardStaging();
+    this.baseVid = vid;
+    this.baseChunks = chunks;
+    this.baseLimit = this.size;
+    this.modified = false;
+  }
+
+  /** Drop every staged change (the file was deleted, or they are committed). */
+  async discardStaging(): Promise<void> {
+    for (const k of [...this.staged.keys()]) await this.unstage(k);
+    if (this.metaWritten) {
+      await fsp.rm(this.metaPath, { force: true });
+      this.metaWritten = false;
+    }
+  }
+
+  private async ensureStaged(k: number, writeFrom: number, writeTo: number): Promise<void> {
+    if (this.staged.has(k)) return;
+    if (!this.metaWritten) await this.writeMeta();
+    const path = this.stagingPath(k);
+    const cs = k * CHUNK_SIZE;
+    const ref = this.baseChunks[k];
+    const keep = cs < this.baseLimit && ref?.id ? Math.min(ref.len, this.baseLimit - cs) : 0;
+    // Copy the committed chunk unless this write replaces all of it.
+    const init = keep > 0 && !(writeFrom === 0 && writeTo >= keep) ? await this.reader.read(ref!.id!, 0, keep) : undefined;
+    await fsp.writeFile(path, init ?? ZEROS.subarray(0, 0), { mode: 0o600 });
+    this.staged.set(k, { path, len: init?.length ?? 0 });
+  }
+
+  private async unstage(k: number): Promise<void> {
+    await this.closeFd(k);
+    const st = this.staged.get(k);
+    if (st) await fsp.rm(st.path, { force: true });
+    this.staged.delete(k);
+  }
+
+  private async fd(k: number): Promise<FileHandle> {
+    const cached = this.fds.get(k);
+    if (cached) {
+      this.fds.delete(k);
+      this.fds.set(k, cached);
+      return cached;
+    }
+    const fd = await fsp.open(this.stagingPath(k), 'r+');
+    this.fds.set(k, fd);
+    if (this.fds.size > MAX_OPEN_STAGING_FDS) {
+      const [oldest] = this.fds.keys();
+      await this.closeFd(oldest!);
+    }
+    return fd;
+  }
+
+  private async closeFd(k: number): Promise<void> {
+    const fd = this.fds.get(k);
+    if (!fd) return;
+    this.fds.delete(k);
+    await fd.close();
+  }
+
+  async closeAll(): Promise<void> {
+    for (const k of [...this.fds.keys()]) await this.closeFd(k);
+  }
+
+  private async writeMeta(): Promise<void> {
+    const meta: StagingMeta = { baseVid: this.baseVid, baseLimit: this.baseLimit, size: this.size };
+    await fsp.writeFile(this.metaPath, JSON.stringify(meta));
+    this.metaWritten = true;
+  }
+}

@@ -1,0 +1,724 @@
+/**
+ * POSIX semantics over the two stores: path resolution, permissions, the
+ * open-file table, dirty files and commits. Nothing here knows about FUSE,
+ * HTTP or the CLI; callers pass an OpContext saying who is asking.
+ */
+import { constants as fsc, promises as fsp } from 'node:fs';
+import { NexusError } from '../errors.js';
+import type { BlobId, BlobStore } from '../blobs/blob-store.js';
+import type { MetaStore } from '../meta/meta-store.js';
+import {
+  ROOT_INO, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK, S_ISGID, S_ISUID,
+  isDir, isLnk, isReg, type DirEntry, type Inode,
+} from '../meta/types.js';
+import { nowNs, type TimeNs } from '../util/time.js';
+import { KeyedMutex } from '../util/mutex.js';
+import { logger } from '../util/logger.js';
+import { ChunkReader } from './chunk-reader.js';
+import { DirtyFile, readCommitted, type StagingMeta } from './dirty-file.js';
+import { checkName, splitPath, PATH_MAX } from './names.js';
+import type { OpContext } from './credentials.js';
+import { inGroup } from './credentials.js';
+import {
+  R_OK, W_OK, X_OK, chmodResult, dropPrivilegeBits, mayAccess, requireAccess, requireMayDelete, requireOwner,
+} from './permissions.js';
+
+export interface Stat {
+  ino: number;
+  mode: number;
+  nlink: number;
+  uid: number;
+  gid: number;
+  rdev: number;
+  size: number;
+  blocks: number;
+  blksize: number;
+  atimeNs: TimeNs;
+  mtimeNs: TimeNs;
+  ctimeNs: TimeNs;
+  btimeNs: TimeNs;
+}
+
+export interface StatFs {
+  bsize: number;
+  frsize: number;
+  blocks: number;
+  bfree: number;
+  bavail: number;
+  files: number;
+  ffree: number;
+  namemax: number;
+}
+
+export type TimeSpec = TimeNs | 'now' | 'omit';
+
+export interface ReaddirEntry {
+  name: string;
+  stat: Stat;
+}
+
+interface Handle {
+  ino: number;
+  readable: boolean;
+  writable: boolean;
+  append: boolean;
+  ctx: OpContext;
+}
+
+/** Linux's O_ACCMODE (node does not export it). */
+const O_ACCMODE = 3;
+const MAX_SYMLINKS = 40;
+const XATTR_NAME_MAX = 255;
+const XATTR_SIZE_MAX = 65536;
+const SYNC_INTERVAL_MS = 1000;
+
+export interface EngineOptions {
+  stagingDir: string;
+  /** Where statfs reads free space from (the data directory). */
+  statfsPath: string;
+}
+
+export class Engine {
+  private readonly reader: ChunkReader;
+  private readonly handles = new Map<number, Handle>();
+  private nextFh = 1;
+  private readonly openCount = new Map<number, number>();
+  private readonly dirty = new Map<number, DirtyFile>();
+  private readonly locks = new KeyedMutex<number>();
+  private readonly log = logger('engine');
+  /** Blobs written by commits not yet made durable by the syncer. */
+  private unsynced = false;
+  private syncTimer: NodeJS.Timeout | undefined;
+  private syncing: Promise<void> | undefined;
+  private closed = false;
+
+  constructor(
+    readonly meta: MetaStore,
+    readonly blobs: BlobStore,
+    private readonly opts: EngineOptions,
+  ) {
+    this.reader = new ChunkReader(blobs);
+    this.syncTimer = setInterval(() => void this.syncNow().catch((e) => this.log.error({ err: e }, 'background sync failed')), SYNC_INTERVAL_MS);
+    this.syncTimer.unref();
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  /** Commit what a crashed daemon left staged and drop inodes nobody links to. */
+  async recover(): Promise<{ recoveredFiles: number; droppedOrphans: number }> {
+    let recoveredFiles = 0;
+    const byIno = new Map<number, { meta?: StagingMeta; chunks: number[] }>();
+    for (const name of await fsp.readdir(this.opts.stagingDir)) {
+      const m = /^(\d+)\.(meta|\d+)$/.exec(name);
+      if (!m) {
+        await fsp.rm(`${this.opts.stagingDir}/${name}`, { force: true });
+        continue;
+      }
+      const ino = Number(m[1]);
+      const e = byIno.get(ino) ?? { chunks: [] };
+      if (m[2] === 'meta') e.meta = JSON.parse(await fsp.readFile(`${this.opts.stagingDir}/${name}`, 'utf8')) as StagingMeta;
+      else e.chunks.push(Number(m[2]));
+      byIno.set(ino, e);
+    }
+    for (const [ino, e] of byIno) {
+      const node = await this.meta.getInode(ino);
+      const stale = !node || !isReg(node.mode) || !e.meta || e.meta.baseVid !== node.vid;
+      if (stale) {
+        // Either already committed (the version moved on) or the file is gone.
+        for (const k of e.chunks) await fsp.rm(`${this.opts.stagingDir}/${ino}.${k}`, { force: true });
+        await fsp.rm(`${this.opts.stagingDir}/${ino}.meta`, { force: true });
+        continue;
+      }
+      const base = await this.baseOf(node);
+      const df = await DirtyFile.recover(ino, this.opts.stagingDir, this.reader, e.meta!, base, e.chunks);
+      df.mtimeNs = df.ctimeNs = nowNs();
+      this.dirty.set(ino, df);
+      await this.commitLocked(ino, { durable: true });
+      this.dirty.delete(ino);
+      recoveredFiles++;
+    }
+    const orphans = await this.meta.orphans();
+    for (const ino of orphans) await this.meta.dropInode(ino);
+    if (recoveredFiles || orphans.length) this.log.warn({ recoveredFiles, droppedOrphans: orphans.length }, 'recovered after an unclean shutdown');
+    return { recoveredFiles, droppedOrphans: orphans.length };
+  }
+
+  /** Commit every dirty file and make everything durable. */
+  async flushAll(): Promise<void> {
+    for (const ino of [...this.dirty.keys()]) await this.locks.run(ino, () => this.commitLocked(ino, { durable: false }));
+    await this.syncNow();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.flushAll();
+    this.closed = true;
+    clearInterval(this.syncTimer);
+    for (const df of this.dirty.values()) await df.closeAll();
+    await this.meta.close();
+  }
+
+  /** Make blobs durable, then let the metadata that names them reach the disk. */
+  async syncNow(): Promise<void> {
+    while (this.syncing) await this.syncing;
+    if (!this.unsynced || this.closed) return;
+    this.unsynced = false;
+    this.syncing = (async () => {
+      await this.blobs.syncAll();
+      await this.meta.checkpoint();
+    })();
+    try {
+      await this.syncing;
+    } finally {
+      this.syncing = undefined;
+    }
+  }
+
+  // ---------------------------------------------------------------- resolution
+
+  /** Resolve a path to its inode. `follow`: follow a symlink in the last component. */
+  async resolve(path: string, ctx: OpContext, follow = false): Promise<Inode> {
+    return this.walk(ROOT_INO, splitPath(path), ctx, follow, { links: 0 });
+  }
+
+  private async walk(start: number, parts: string[], ctx: OpContext, follow: boolean, budget: { links: number }): Promise<Inode> {
+    let cur = await this.mustInode(start);
+    for (let i = 0; i < parts.length; i++) {
+      const part = parts[i]!;
+      if (!isDir(cur.mode)) throw new NexusError('NOT_A_DIRECTORY', `Not a directory: ${part}`);
+      requireAccess(cur, ctx.cred, X_OK, part);
+      let next: Inode | undefined;
+      if (part === '..') next = await this.mustInode((await this.meta.parentOf(cur.ino)) ?? ROOT_INO);
+      else next = await this.meta.lookup(cur.ino, part);
+      if (!next) throw new NexusError('NOT_FOUND', `No such file or directory: /${parts.slice(0, i + 1).join('/')}`);
+      const last = i === parts.length - 1;
+      if (isLnk(next.mode) && (!last || follow)) {
+        if (++budget.links > MAX_SYMLINKS) throw new NexusError('SYMLINK_LOOP');
+        const target = next.target ?? '';
+        const from = target.startsWith('/') ? ROOT_INO : cur.ino;
+        next = await this.walk(from, splitPath('/' + target), ctx, true, budget);
+      }
+      cur = next;
+    }
+    return cur;
+  }
+
+  /** Resolve the directory that holds the last component, and check that component as a name. */
+  private async resolveParent(path: string, ctx: OpContext): Promise<{ parent: Inode; name: string }> {
+    const parts = splitPath(path);
+    const name = parts.pop();
+    if (name === undefined) throw new NexusError('BUSY', 'The root directory cannot be used here');
+    checkName(name);
+    const parent = await this.walk(ROOT_INO, parts, ctx, true, { links: 0 });
+    if (!isDir(parent.mode)) throw new NexusError('NOT_A_DIRECTORY', `Not a directory: ${path}`);
+    return { parent, name };
+  }
+
+  private async mustInode(ino: number): Promise<Inode> {
+    const n = await this.meta.getInode(ino);
+    if (!n) throw new NexusError('NOT_FOUND', `No such inode: ${ino}`);
+    return n;
+  }
+
+  // ---------------------------------------------------------------- attributes
+
+  private statOf(node: Inode): Stat {
+    const df = this.dirty.get(node.ino);
+    const size = df ? df.size : node.size;
+    const alloc = df ? Math.min(size, node.alloc + df.stagedBytes) : node.alloc;
+    return {
+      ino: node.ino,
+      mode: node.mode,
+      nlink: node.nlink,
+      uid: node.uid,
+      gid: node.gid,
+      rdev: node.rdev,
+      size,
+      blocks: Math.ceil(alloc / 4096) * 8,
+      blksize: 4096,
+      atimeNs: node.atimeNs,
+      mtimeNs: df ? df.mtimeNs : node.mtimeNs,
+      ctimeNs: df && df.ctimeNs > node.ctimeNs ? df.ctimeNs : node.ctimeNs,
+      btimeNs: node.btimeNs,
+    };
+  }
+
+  async getattr(path: string, ctx: OpContext, follow = false): Promise<Stat> {
+    return this.statOf(await this.resolve(path, ctx, follow));
+  }
+
+  async fgetattr(fh: number): Promise<Stat> {
+    return this.statOf(await this.mustInode(this.handle(fh).ino));
+  }
+
+  async access(path: string, mask: number, ctx: OpContext): Promise<void> {
+    const node = await this.resolve(path, ctx, true);
+    requireAccess(node, ctx.cred, mask & 7, path);
+  }
+
+  async chmod(path: string, mode: number, ctx: OpContext): Promise<Stat> {
+    const node = await this.resolve(path, ctx, true);
+    requireOwner(node, ctx.cred, path);
+    return this.statOf(await this.meta.setAttrs(node.ino, { mode: chmodResult(node, mode, ctx.cred), ctimeNs: nowNs() }));
+  }
+
+  /** uid/gid of -1 leave that id unchanged, as chown(2). */
+  async chown(path: string, uid: number, gid: number, ctx: OpContext, follow = false): Promise<Stat> {
+    const node = await this.resolve(path, ctx, follow);
+    const newUid = uid === -1 ? node.uid : uid;
+    const newGid = gid === -1 ? node.gid : gid;
+    if (ctx.cred.uid !== 0) {
+      if (ctx.cred.uid !== node.uid || newUid !== node.uid || !(newGid === node.gid || inGroup(ctx.cred, newGid))) {
+        throw new NexusError('NOT_PERMITTED', `Operation not permitted: chown ${path}`);
+      }
+    }
+    let mode = node.mode;
+    if (isReg(node.mode) && (uid !== -1 || gid !== -1)) mode = dropPrivilegeBits(mode);
+    return this.statOf(await this.meta.setAttrs(node.ino, { uid: newUid, gid: newGid, mode, ctimeNs: nowNs() }));
+  }
+
+  async utimens(path: string, atime: TimeSpec, mtime: TimeSpec, ctx: OpContext, follow = false): Promise<Stat> {
+    const node = await this.resolve(path, ctx, follow);
+    const explicit = (t: TimeSpec) => typeof t === 'bigint';
+    if (explicit(atime) || explicit(mtime)) requireOwner(node, ctx.cred, path);
+    else if (ctx.cred.uid !== 0 && ctx.cred.uid !== node.uid) requireAccess(node, ctx.cred, W_OK, path);
+    const now = nowNs();
+    const pick = (t: TimeSpec): TimeNs | undefined => (t === 'omit' ? undefined : t === 'now' ? now : t);
+    const mt = pick(mtime);
+    const df = this.dirty.get(node.ino);
+    if (df && mt !== undefined) df.mtimeNs = mt;
+    return this.statOf(await this.meta.setAttrs(node.ino, { atimeNs: pick(atime), mtimeNs: mt, ctimeNs: now }));
+  }
+
+  async truncate(path: string, size: number, ctx: OpContext): Promise<Stat> {
+    const node = await this.resolve(path, ctx, true);
+    if (isDir(node.mode)) throw new NexusError('IS_A_DIRECTORY', `Is a directory: ${path}`);
+    if (!isReg(node.mode)) throw new NexusError('INVALID_ARGUMENT', `Not a regular file: ${path}`);
+    requireAccess(node, ctx.cred, W_OK, path);
+    return this.truncateIno(node.ino, size, ctx);
+  }
+
+  async ftruncate(fh: number, size: number): Promise<Stat> {
+    const h = this.handle(fh);
+    if (!h.writable) throw new NexusError('INVALID_ARGUMENT', 'File not open for writing');
+    return this.truncateIno(h.ino, size, h.ctx);
+  }
+
+  private async truncateIno(ino: number, size: number, ctx: OpContext): Promise<Stat> {
+    if (!Number.isSafeInteger(size) || size < 0) throw new NexusError('INVALID_ARGUMENT', `Invalid size: ${size}`);
+    await this.locks.run(ino, async () => {
+      const df = await this.dirtyFile(ino);
+      await df.truncate(size);
+      df.mtimeNs = df.ctimeNs = nowNs();
+      df.lastWriter = ctx;
+      if (!this.openCount.get(ino)) await this.commitLocked(ino, { durable: false });
+    });
+    return this.statOf(await this.mustInode(ino));
+  }
+
+  // ---------------------------------------------------------------- namespace
+
+  private newMode(parent: Inode, mode: number, type: number, ctx: OpContext): { mode: number; gid: number } {
+    let perm = mode & 0o7777 & ~ctx.umask;
+    let gid = ctx.cred.gid;
+    if (parent.mode & S_ISGID) {
+      gid = parent.gid;
+      if (type === S_IFDIR) perm |= S_ISGID;
+    }
+    if (type !== S_IFDIR && (perm & S_ISGID) && ctx.cred.uid !== 0 && !inGroup(ctx.cred, gid)) perm &= ~S_ISGID;
+    return { mode: type | perm, gid };
+  }
+
+  private async createIn(path: string, type: number, mode: number, ctx: OpContext, extra: { rdev?: number; target?: string } = {}): Promise<Inode> {
+    const { parent, name } = await this.resolveParent(path, ctx);
+    requireAccess(parent, ctx.cred, W_OK | X_OK, path);
+    const m = this.newMode(parent, mode, type, ctx);
+    return this.meta.createNode(parent.ino, name, {
+      mode: m.mode, uid: ctx.cred.uid, gid: m.gid, rdev: extra.rdev ?? 0, target: extra.target ?? null, timeNs: nowNs(),
+    });
+  }
+
+  async mkdir(path: string, mode: number, ctx: OpContext, opts: { parents?: boolean } = {}): Promise<Stat> {
+    if (opts.parents) {
+      const parts = splitPath(path).filter((p) => p !== '..');
+      let cur = '';
+      let last: Inode | undefined;
+      for (const p of parts) {
+        cur += '/' + p;
+        try {
+          last = await this.resolve(cur, ctx, true);
+          if (!isDir(last.mode)) throw new NexusError('NOT_A_DIRECTORY', `Not a directory: ${cur}`);
+        } catch (e) {
+          if (!(e instanceof NexusError) || e.code !== 'NOT_FOUND') throw e;
+          try {
+            last = await this.createIn(cur, S_IFDIR, mode, ctx);
+          } catch (e2) {
+            // Someone else made it between our lookup and create: fine with parents.
+            if (!(e2 instanceof NexusError) || e2.code !== 'ALREADY_EXISTS') throw e2;
+            last = await this.resolve(cur, ctx, true);
+          }
+        }
+      }
+      return this.statOf(last ?? (await this.mustInode(ROOT_INO)));
+    }
+    if (splitPath(path).length === 0) throw new NexusError('ALREADY_EXISTS', 'Already exists: /');
+    return this.statOf(await this.createIn(path, S_IFDIR, mode, ctx));
+  }
+
+  async mknod(path: string, mode: number, rdev: number, ctx: OpContext): Promise<Stat> {
+    const type = mode & S_IFMT || S_IFREG;
+    if (![S_IFREG, S_IFIFO, S_IFSOCK, S_IFCHR, S_IFBLK].includes(type)) throw new NexusError('INVALID_ARGUMENT', 'Unsupported node type');
+    if ((type === S_IFCHR || type === S_IFBLK) && ctx.cred.uid !== 0) throw new NexusError('NOT_PERMITTED', 'Only root may create device nodes');
+    return this.statOf(await this.createIn(path, type, mode, ctx, { rdev }));
+  }
+
+  async symlink(target: string, path: string, ctx: OpContext): Promise<Stat> {
+    if (target.length === 0) throw new NexusError('NOT_FOUND', 'Empty symlink target');
+    if (Buffer.byteLength(target) >= PATH_MAX || target.includes('\0')) throw new NexusError('NAME_TOO_LONG', 'Symlink target too long');
+    return this.statOf(await this.createIn(path, S_IFLNK, 0o777, { ...ctx, umask: 0 }, { target }));
+  }
+
+  async readlink(path: string, ctx: OpContext): Promise<string> {
+    const node = await this.resolve(path, ctx, false);
+    if (!isLnk(node.mode)) throw new NexusError('INVALID_ARGUMENT', `Not a symbolic link: ${path}`);
+    return node.target ?? '';
+  }
+
+  async link(existing: string, newPath: string, ctx: OpContext): Promise<Stat> {
+    const node = await this.resolve(existing, ctx, false);
+    if (isDir(node.mode)) throw new NexusError('NOT_PERMITTED', `Hard links to directories are not allowed: ${existing}`);
+    const { parent, name } = await this.resolveParent(newPath, ctx);
+    requireAccess(parent, ctx.cred, W_OK | X_OK, newPath);
+    return this.statOf(await this.meta.link(node.ino, parent.ino, name, nowNs()));
+  }
+
+  async unlink(path: string, ctx: OpContext): Promise<void> {
+    const { parent, name } = await this.resolveParent(path, ctx);
+    const victim = await this.meta.lookup(parent.ino, name);
+    if (!victim) throw new NexusError('NOT_FOUND', `No such file or directory: ${path}`);
+    if (isDir(victim.mode)) throw new NexusError('IS_A_DIRECTORY', `Is a directory: ${path}`);
+    requireMayDelete(parent, victim, ctx.cred, path);
+    const after = await this.meta.unlink(parent.ino, name, { dir: false }, nowNs());
+    await this.maybeDrop(after);
+  }
+
+  async rmdir(path: string, ctx: OpContext): Promise<void> {
+    const parts = splitPath(path);
+    if (parts.length === 0) throw new NexusError('BUSY', 'Cannot remove the root directory');
+    if (parts[parts.length - 1] === '..') throw new NexusError('NOT_EMPTY', `Directory not empty: ${path}`);
+    const { parent, name } = await this.resolveParent(path, ctx);
+    const victim = await this.meta.lookup(parent.ino, name);
+    if (!victim) throw new NexusError('NOT_FOUND', `No such file or directory: ${path}`);
+    if (!isDir(victim.mode)) throw new NexusError('NOT_A_DIRECTORY', `Not a directory: ${path}`);
+    requireMayDelete(parent, victim, ctx.cred, path);
+    const after = await this.meta.unlink(parent.ino, name, { dir: true }, nowNs());
+    await this.maybeDrop(after);
+  }
+
+  async rename(from: string, to: string, ctx: OpContext): Promise<void> {
+    const src = await this.resolveParent(from, ctx);
+    const dst = await this.resolveParent(to, ctx);
+    const moving = await this.meta.lookup(src.parent.ino, src.name);
+    if (!moving) throw new NexusError('NOT_FOUND', `No such file or directory: ${from}`);
+    requireMayDelete(src.parent, moving, ctx.cred, from);
+    requireAccess(dst.parent, ctx.cred, W_OK | X_OK, to);
+    const existing = await this.meta.lookup(dst.parent.ino, dst.name);
+    if (existing && existing.ino !== moving.ino) requireMayDelete(dst.parent, existing, ctx.cred, to);
+    // Moving a directory to a new parent rewrites its '..': needs write on it.
+    if (isDir(moving.mode) && src.parent.ino !== dst.parent.ino) requireAccess(moving, ctx.cred, W_OK, from);
+    const result = await this.meta.rename(src.parent.ino, src.name, dst.parent.ino, dst.name, nowNs());
+    if (result.replaced) await this.maybeDrop(result.replaced);
+  }
+
+  /** Forget an inode with no links once nobody has it open. */
+  private async maybeDrop(node: Inode): Promise<void> {
+    if (node.nlink > 0 || this.openCount.get(node.ino)) return;
+    await this.locks.run(node.ino, async () => {
+      const df = this.dirty.get(node.ino);
+      if (df) {
+        await df.closeAll();
+        await df.discardStaging();
+        this.dirty.delete(node.ino);
+      }
+      await this.meta.dropInode(node.ino);
+    });
+  }
+
+  async readdir(path: string, ctx: OpContext, page: { after?: string; limit?: number } = {}): Promise<ReaddirEntry[]> {
+    const dir = await this.resolve(path, ctx, true);
+    if (!isDir(dir.mode)) throw new NexusError('NOT_A_DIRECTORY', `Not a directory: ${path}`);
+    requireAccess(dir, ctx.cred, R_OK, path);
+    const entries: DirEntry[] = await this.meta.readdir(dir.ino, { after: page.after, limit: page.limit ?? 1000 });
+    return entries.map((e) => ({ name: e.name, stat: this.statOf(e.inode) }));
+  }
+
+  async statfs(): Promise<StatFs> {
+    const s = await fsp.statfs(this.opts.statfsPath);
+    const stats = await this.meta.stats();
+    return {
+      bsize: 4096,
+      frsize: 4096,
+      blocks: Math.floor((s.blocks * s.bsize) / 4096),
+      bfree: Math.floor((s.bfree * s.bsize) / 4096),
+      bavail: Math.floor((s.bavail * s.bsize) / 4096),
+      files: stats.inodes + s.ffree,
+      ffree: s.ffree,
+      namemax: 255,
+    };
+  }
+
+  // ---------------------------------------------------------------- xattrs
+
+  private checkXattrName(name: string, ctx: OpContext, node: Inode): void {
+    if (name.length === 0 || Buffer.byteLength(name) > XATTR_NAME_MAX) throw new NexusError('RANGE', 'Bad attribute name length');
+    const ns = name.slice(0, name.indexOf('.') + 1);
+    if (!['user.', 'trusted.', 'security.'].includes(ns)) throw new NexusError('NOT_SUPPORTED', `Unsupported attribute namespace: ${name}`);
+    if (ns === 'trusted.' && ctx.cred.uid !== 0) throw new NexusError('NOT_PERMITTED', 'trusted.* attributes need root');
+    if (ns === 'user.' && !isReg(node.mode) && !isDir(node.mode)) throw new NexusError('NOT_PERMITTED', 'user.* attributes only on files and directories');
+  }
+
+  async setxattr(path: string, name: string, value: Buffer, mode: 'any' | 'create' | 'replace', ctx: OpContext): Promise<void> {
+    const node = await this.resolve(path, ctx, false);
+    this.checkXattrName(name, ctx, node);
+    if (value.length > XATTR_SIZE_MAX) throw new NexusError('VALUE_TOO_BIG', 'Attribute value over 64 KiB');
+    if (name.startsWith('user.')) requireAccess(node, ctx.cred, W_OK, path);
+    await this.meta.setXattr(node.ino, name, Buffer.from(value), mode, nowNs());
+  }
+
+  async getxattr(path: string, name: string, ctx: OpContext): Promise<Buffer> {
+    const node = await this.resolve(path, ctx, false);
+    this.checkXattrName(name, ctx, node);
+    if (name.startsWith('user.')) requireAccess(node, ctx.cred, R_OK, path);
+    const v = await this.meta.getXattr(node.ino, name);
+    if (!v) throw new NexusError('NO_ATTRIBUTE', `No such attribute: ${name}`);
+    return v;
+  }
+
+  async listxattr(path: string, ctx: OpContext): Promise<string[]> {
+    const node = await this.resolve(path, ctx, false);
+    const names = await this.meta.listXattrs(node.ino);
+    return ctx.cred.uid === 0 ? names : names.filter((n) => !n.startsWith('trusted.'));
+  }
+
+  async removexattr(path: string, name: string, ctx: OpContext): Promise<void> {
+    const node = await this.resolve(path, ctx, false);
+    this.checkXattrName(name, ctx, node);
+    if (name.startsWith('user.')) requireAccess(node, ctx.cred, W_OK, path);
+    await this.meta.removeXattr(node.ino, name, nowNs());
+  }
+
+  // ---------------------------------------------------------------- files
+
+  /** open(2) of an existing file. Returns a handle number. */
+  async open(path: string, flags: number, ctx: OpContext): Promise<number> {
+    const node = await this.resolve(path, ctx, true);
+    return this.openInode(node, flags, ctx, path);
+  }
+
+  /** open(2) with O_CREAT: creates the file if needed (O_EXCL: must not exist). */
+  async create(path: string, flags: number, mode: number, ctx: OpContext): Promise<{ fh: number; stat: Stat }> {
+    let node: Inode;
+    try {
+      node = await this.createIn(path, S_IFREG, mode, ctx);
+      const fh = this.addHandle(node.ino, flags, ctx);
+      return { fh, stat: this.statOf(node) };
+    } catch (e) {
+      if (!(e instanceof NexusError) || e.code !== 'ALREADY_EXISTS' || flags & fsc.O_EXCL) throw e;
+    }
+    node = await this.resolve(path, ctx, true);
+    const fh = await this.openInode(node, flags & ~fsc.O_CREAT, ctx, path);
+    return { fh, stat: this.statOf(await this.mustInode(node.ino)) };
+  }
+
+  private async openInode(node: Inode, flags: number, ctx: OpContext, path: string): Promise<number> {
+    const acc = flags & O_ACCMODE;
+    if (isDir(node.mode)) {
+      if (acc !== fsc.O_RDONLY) throw new NexusError('IS_A_DIRECTORY', `Is a directory: ${path}`);
+    } else if (!isReg(node.mode)) {
+      throw new NexusError('NOT_SUPPORTED', `Cannot open this kind of file through Nexus: ${path}`);
+    }
+    const mask = (acc === fsc.O_RDONLY ? R_OK : acc === fsc.O_WRONLY ? W_OK : R_OK | W_OK) | (flags & fsc.O_TRUNC ? W_OK : 0);
+    requireAccess(node, ctx.cred, mask, path);
+    const fh = this.addHandle(node.ino, flags, ctx);
+    if (flags & fsc.O_TRUNC && acc !== fsc.O_RDONLY) {
+      try {
+        await this.truncateIno(node.ino, 0, ctx);
+      } catch (e) {
+        await this.release(fh);
+        throw e;
+      }
+    }
+    return fh;
+  }
+
+  private addHandle(ino: number, flags: number, ctx: OpContext): number {
+    const acc = flags & O_ACCMODE;
+    const fh = this.nextFh++;
+    this.handles.set(fh, {
+      ino,
+      readable: acc !== fsc.O_WRONLY,
+      writable: acc !== fsc.O_RDONLY,
+      append: (flags & fsc.O_APPEND) !== 0,
+      ctx,
+    });
+    this.openCount.set(ino, (this.openCount.get(ino) ?? 0) + 1);
+    return fh;
+  }
+
+  private handle(fh: number): Handle {
+    const h = this.handles.get(fh);
+    if (!h) throw new NexusError('BAD_HANDLE', `Bad file handle: ${fh}`);
+    return h;
+  }
+
+  async read(fh: number, length: number, position: number): Promise<Buffer> {
+    const h = this.handle(fh);
+    if (!h.readable) throw new NexusError('BAD_HANDLE', 'File not open for reading');
+    if (position < 0 || length < 0) throw new NexusError('INVALID_ARGUMENT', 'Negative offset or length');
+    const df = this.dirty.get(h.ino);
+    if (df) return this.locks.run(h.ino, () => df.read(position, length));
+    return this.readCommittedIno(h.ino, position, length);
+  }
+
+  private async readCommittedIno(ino: number, position: number, length: number): Promise<Buffer> {
+    const node = await this.mustInode(ino);
+    const end = Math.min(node.size, position + length);
+    if (end <= position) return Buffer.alloc(0);
+    const version = node.vid === null ? undefined : await this.meta.getVersion(node.vid);
+    const out = Buffer.alloc(end - position);
+    if (version) await readCommitted(this.reader, version.chunks, node.size, position, end - position, out, 0);
+    return out;
+  }
+
+  async write(fh: number, data: Uint8Array, position: number): Promise<number> {
+    const h = this.handle(fh);
+    if (!h.writable) throw new NexusError('BAD_HANDLE', 'File not open for writing');
+    if (position < 0) throw new NexusError('INVALID_ARGUMENT', 'Negative offset');
+    if (data.length === 0) return 0;
+    return this.locks.run(h.ino, async () => {
+      const df = await this.dirtyFile(h.ino);
+      // O_APPEND writes land at the end as this process sees it now, whatever
+      // offset the caller (or the kernel's cached size) suggested.
+      const at = h.append ? df.size : position;
+      if (!Number.isSafeInteger(at + data.length)) throw new NexusError('FILE_TOO_BIG');
+      const n = await df.write(at, data);
+      df.mtimeNs = df.ctimeNs = nowNs();
+      df.lastWriter = h.ctx;
+      if (h.ctx.cred.uid !== 0) await this.clearPrivilegeBitsOnWrite(h.ino);
+      return n;
+    });
+  }
+
+  private async clearPrivilegeBitsOnWrite(ino: number): Promise<void> {
+    const node = await this.mustInode(ino);
+    const mode = dropPrivilegeBits(node.mode);
+    if (mode !== node.mode) await this.meta.setAttrs(ino, { mode });
+  }
+
+  async flush(fh: number): Promise<void> {
+    this.handle(fh);
+  }
+
+  async fsync(fh: number): Promise<void> {
+    const h = this.handle(fh);
+    await this.locks.run(h.ino, () => this.commitLocked(h.ino, { durable: true }));
+  }
+
+  async release(fh: number): Promise<void> {
+    const h = this.handle(fh);
+    this.handles.delete(fh);
+    const left = (this.openCount.get(h.ino) ?? 1) - 1;
+    if (left > 0) this.openCount.set(h.ino, left);
+    else this.openCount.delete(h.ino);
+    const node = await this.meta.getInode(h.ino);
+    if (!node || node.nlink === 0) {
+      if (left === 0 && node) await this.maybeDrop(node);
+      return;
+    }
+    await this.locks.run(h.ino, async () => {
+      if (h.writable || left === 0) await this.commitLocked(h.ino, { durable: false });
+      const df = this.dirty.get(h.ino);
+      if (df && left === 0 && !df.modified) {
+        await df.closeAll();
+        this.dirty.delete(h.ino);
+      }
+    });
+  }
+
+  private async baseOf(node: Inode) {
+    const version = node.vid === null ? undefined : await this.meta.getVersion(node.vid);
+    return { vid: node.vid, chunks: version?.chunks ?? [], size: node.size, mtimeNs: node.mtimeNs, ctimeNs: node.ctimeNs };
+  }
+
+  /** The dirty state of a file, created from its committed version on first change. Call under the inode lock. */
+  private async dirtyFile(ino: number): Promise<DirtyFile> {
+    let df = this.dirty.get(ino);
+    if (df) return df;
+    const node = await this.mustInode(ino);
+    if (!isReg(node.mode)) throw new NexusError('INVALID_ARGUMENT', 'Not a regular file');
+    df = new DirtyFile(ino, this.opts.stagingDir, this.reader, await this.baseOf(node));
+    this.dirty.set(ino, df);
+    return df;
+  }
+
+  /** Commit a file's staged changes as a new version. Call under the inode lock. */
+  private async commitLocked(ino: number, opts: { durable: boolean }): Promise<void> {
+    const df = this.dirty.get(ino);
+    if (!df || !df.modified) {
+      if (opts.durable) await this.makeCurrentDurable(ino);
+      return;
+    }
+    const { chunks, newIds } = await df.buildCommit(this.blobs);
+    if (opts.durable) await this.blobs.sync(newIds);
+    else if (newIds.length) this.unsynced = true;
+    const writer = df.lastWriter;
+    const vid = await this.meta.commitContent(
+      ino,
+      { size: df.size, chunks, mtimeNs: df.mtimeNs, ctimeNs: df.ctimeNs, principal: writer?.principal ?? null, sessionId: writer?.sessionId ?? null },
+      { durable: opts.durable },
+    );
+    await df.committed(vid, chunks);
+    if (!this.openCount.get(ino)) {
+      await df.closeAll();
+      this.dirty.delete(ino);
+    }
+  }
+
+  /** fsync of a clean file: its blobs and metadata may still be only in the page cache. */
+  private async makeCurrentDurable(ino: number): Promise<void> {
+    const node = await this.meta.getInode(ino);
+    const version = node?.vid ? await this.meta.getVersion(node.vid) : undefined;
+    if (version) await this.blobs.sync(version.chunks.map((c) => c.id).filter((id): id is BlobId => id !== null));
+    await this.meta.checkpoint();
+  }
+
+  // ---------------------------------------------------------------- convenience (SDK, tests)
+
+  async writeFile(path: string, data: Uint8Array, ctx: OpContext, opts: { mode?: number } = {}): Promise<Stat> {
+    const { fh } = await this.create(path, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_TRUNC, opts.mode ?? 0o666, ctx);
+    try {
+      if (data.length) await this.write(fh, data, 0);
+    } finally {
+      await this.release(fh);
+    }
+    return this.getattr(path, ctx, true);
+  }
+
+  async readFile(path: string, ctx: OpContext): Promise<Buffer> {
+    const fh = await this.open(path, fsc.O_RDONLY, ctx);
+    try {
+      const st = await this.fgetattr(fh);
+      if (isDir(st.mode)) throw new NexusError('IS_A_DIRECTORY', `Is a directory: ${path}`);
+      return await this.read(fh, st.size, 0);
+    } finally {
+      await this.release(fh);
+    }
+  }
+
+  /** Diagnostic counters. */
+  status(): { openHandles: number; dirtyFiles: number } {
+    return { openHandles: this.handles.size, dirtyFiles: this.dirty.size };
+  }
+}
+
+export { S_IFREG, S_IFDIR, S_IFLNK, S_IFIFO, S_IFSOCK, S_ISUID, S_ISGID, mayAccess };
