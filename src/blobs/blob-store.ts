@@ -17,8 +17,10 @@ export interface BlobStore {
    * whose SHA-256 is `id`. A local store may hard-link it instead of copying.
    */
   adoptFile(path: string, id: BlobId): Promise<void>;
-  /** Whole blob (verified against its id) or a byte range of it. */
+  /** Whole blob (verified against its id) or a byte range of it (not verified). */
   get(id: BlobId, range?: ByteRange): Promise<Buffer>;
+  /** Read a range into the caller's buffer (not verified); returns bytes read. */
+  readInto(id: BlobId, offset: number, out: Uint8Array, outOffset: number, length: number): Promise<number>;
   has(id: BlobId): Promise<boolean>;
   size(id: BlobId): Promise<number | undefined>;
   delete(id: BlobId): Promise<void>;

@@ -6,6 +6,7 @@
  * reported as CORRUPT, never returned as good data.
  */
 import { promises as fsp, constants as fsc } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
@@ -16,8 +17,18 @@ import { BLOB_ID_RE, type BlobId, type BlobStore, type ByteRange } from './blob-
 
 const execFileP = promisify(execFile);
 
+const MAX_CACHED_FDS = 64;
+
+interface FdEntry {
+  fh: Promise<FileHandle>;
+  users: number;
+  evicted: boolean;
+}
+
 export class LocalBlobStore implements BlobStore {
   private readonly tmpDir: string;
+  /** Open descriptors for range reads (blobs never change, so a cached fd never goes stale). */
+  private readonly fds = new Map<BlobId, FdEntry>();
 
   private constructor(readonly root: string) {
     this.tmpDir = join(root, 'tmp');
@@ -59,7 +70,6 @@ export class LocalBlobStore implements BlobStore {
     const dest = this.pathOf(id);
     try {
       await fsp.link(path, dest);
-      await fsp.chmod(dest, 0o444);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'EEXIST') return; // already stored: dedup
       throw fromSystemError(e);
@@ -74,20 +84,63 @@ export class LocalBlobStore implements BlobStore {
         if (sha256(data) !== id) throw new NexusError('CORRUPT', `Blob ${id} does not match its hash`, { blob: id });
         return data;
       }
-      const fh = await fsp.open(path, 'r');
-      try {
-        const buf = Buffer.alloc(range.length);
-        const { bytesRead } = await fh.read(buf, 0, range.length, range.offset);
-        return buf.subarray(0, bytesRead);
-      } finally {
-        await fh.close();
-      }
+      const buf = Buffer.allocUnsafe(range.length);
+      const n = await this.readInto(id, range.offset, buf, 0, range.length);
+      return buf.subarray(0, n);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
         throw new NexusError('CORRUPT', `Blob ${id} is missing from the store`, { blob: id });
       }
       throw fromSystemError(e);
     }
+  }
+
+  async readInto(id: BlobId, offset: number, out: Uint8Array, outOffset: number, length: number): Promise<number> {
+    const entry = this.acquireFd(id);
+    try {
+      const fh = await entry.fh;
+      let done = 0;
+      while (done < length) {
+        const { bytesRead } = await fh.read(out, outOffset + done, length - done, offset + done);
+        if (bytesRead === 0) break;
+        done += bytesRead;
+      }
+      return done;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+        throw new NexusError('CORRUPT', `Blob ${id} is missing from the store`, { blob: id });
+      }
+      throw fromSystemError(e);
+    } finally {
+      this.releaseFd(id, entry);
+    }
+  }
+
+  private acquireFd(id: BlobId): FdEntry {
+    let entry = this.fds.get(id);
+    if (entry) {
+      this.fds.delete(id); // re-insert: most recently used last
+    } else {
+      entry = { fh: fsp.open(this.pathOf(id), 'r'), users: 0, evicted: false };
+      entry.fh.catch(() => {});
+    }
+    this.fds.set(id, entry);
+    entry.users++;
+    while (this.fds.size > MAX_CACHED_FDS) {
+      const [oldId, old] = this.fds.entries().next().value as [BlobId, FdEntry];
+      this.fds.delete(oldId);
+      old.evicted = true;
+      if (old.users === 0) void old.fh.then((fh) => fh.close()).catch(() => {});
+    }
+    return entry;
+  }
+
+  private releaseFd(id: BlobId, entry: FdEntry): void {
+    entry.users--;
+    entry.fh.catch(() => {
+      if (this.fds.get(id) === entry) this.fds.delete(id);
+    });
+    if (entry.evicted && entry.users === 0) void entry.fh.then((fh) => fh.close()).catch(() => {});
   }
 
   async has(id: BlobId): Promise<boolean> {
@@ -104,6 +157,12 @@ export class LocalBlobStore implements BlobStore {
   }
 
   async delete(id: BlobId): Promise<void> {
+    const entry = this.fds.get(id);
+    this.fds.delete(id);
+    if (entry) {
+      entry.evicted = true;
+      if (entry.users === 0) await entry.fh.then((fh) => fh.close()).catch(() => {});
+    }
     await fsp.rm(this.pathOf(id), { force: true });
   }
 

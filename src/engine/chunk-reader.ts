@@ -21,18 +21,25 @@ export class ChunkReader {
     this.verified.add(id);
   }
 
-  async read(id: BlobId, offset: number, length: number): Promise<Buffer> {
+  /** Copy `[offset, offset+length)` of a blob into `out` at `outOffset`; returns bytes copied. */
+  async readInto(id: BlobId, offset: number, length: number, out: Buffer, outOffset: number): Promise<number> {
     const hit = this.cache.get(id);
     if (hit) {
       this.cache.delete(id);
       this.cache.set(id, hit); // LRU: move to the back
-      return hit.subarray(offset, offset + length);
+      return hit.copy(out, outOffset, offset, offset + length);
     }
-    if (this.verified.has(id)) return this.blobs.get(id, { offset, length });
+    if (this.verified.has(id)) return this.blobs.readInto(id, offset, out, outOffset, length);
     const whole = await this.blobs.get(id); // verified against its id
     this.markVerified(id);
     this.remember(id, whole);
-    return whole.subarray(offset, offset + length);
+    return whole.copy(out, outOffset, offset, offset + length);
+  }
+
+  async read(id: BlobId, offset: number, length: number): Promise<Buffer> {
+    const out = Buffer.allocUnsafe(length);
+    const n = await this.readInto(id, offset, length, out, 0);
+    return out.subarray(0, n);
   }
 
   private remember(id: BlobId, data: Buffer): void {

@@ -15,6 +15,7 @@ import { promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sha256 } from '../blobs/hash.js';
+import { NexusError } from '../errors.js';
 import type { BlobId, BlobStore } from '../blobs/blob-store.js';
 import type { ChunkRef } from '../meta/types.js';
 import type { ChunkReader } from './chunk-reader.js';
@@ -26,6 +27,12 @@ export const CHUNK_SIZE = 1 << 20;
 const ZEROS = Buffer.alloc(CHUNK_SIZE);
 const MAX_OPEN_STAGING_FDS = 8;
 
+/**
+ * Written only when a truncate makes the staged state depend on more than the
+ * staged chunks (a lower baseLimit, a size no chunk shows). Without it,
+ * re-applying staged chunks to the current version is idempotent, so a crash
+ * between a commit and the removal of its staging files loses nothing.
+ */
 export interface StagingMeta {
   /** Version the staged changes apply to; a mismatch after a crash means they were already committed. */
   baseVid: number | null;
@@ -38,22 +45,30 @@ interface Staged {
   len: number;
 }
 
-/** Read `[offset, offset+length)` of committed content into `out` at `outOffset` (out is pre-zeroed). */
+/**
+ * Fill `out[outOffset, outOffset+length)` with committed content from `offset`:
+ * blob bytes where a chunk has them below `limit`, zeros everywhere else.
+ */
 export async function readCommitted(
   reader: ChunkReader, chunks: readonly ChunkRef[], limit: number,
   offset: number, length: number, out: Buffer, outOffset: number,
 ): Promise<void> {
-  const end = Math.min(offset + length, limit);
-  for (let k = Math.floor(offset / CHUNK_SIZE); k * CHUNK_SIZE < end; k++) {
+  const end = offset + length;
+  let filled = offset; // everything before this is written
+  for (let k = Math.floor(offset / CHUNK_SIZE); k * CHUNK_SIZE < Math.min(end, limit); k++) {
     const ref = chunks[k];
     if (!ref?.id) continue;
     const cs = k * CHUNK_SIZE;
-    const from = Math.max(offset, cs) - cs;
-    const to = Math.min(end - cs, ref.len);
+    const from = Math.max(offset, cs);
+    const to = Math.min(end, limit, cs + ref.len);
     if (from >= to) continue;
-    const data = await reader.read(ref.id, from, to - from);
-    data.copy(out, outOffset + cs + from - offset);
+    if (from > filled) out.fill(0, outOffset + filled - offset, outOffset + from - offset);
+    const n = await reader.readInto(ref.id, from - cs, to - from, out, outOffset + from - offset);
+    // A blob shorter than its recorded length is damage, not a hole.
+    if (n !== to - from) throw new NexusError('CORRUPT', `Blob ${ref.id} is shorter than recorded`, { blob: ref.id });
+    filled = to;
   }
+  if (filled < end) out.fill(0, outOffset + filled - offset, outOffset + length);
 }
 
 export class DirtyFile {
@@ -87,14 +102,17 @@ export class DirtyFile {
 
   /** Rebuild the state a crashed daemon left in the staging directory. */
   static async recover(
-    ino: number, stagingDir: string, reader: ChunkReader, meta: StagingMeta,
+    ino: number, stagingDir: string, reader: ChunkReader, meta: StagingMeta | undefined,
     base: { vid: number | null; chunks: ChunkRef[]; size: number; mtimeNs: TimeNs; ctimeNs: TimeNs },
     chunkFiles: number[],
   ): Promise<DirtyFile> {
     const f = new DirtyFile(ino, stagingDir, reader, base);
-    f.baseLimit = Math.min(meta.baseLimit, base.size);
-    f.size = meta.size;
-    f.metaWritten = true;
+    // Without a meta file no truncate happened: the staged chunks apply to the current version.
+    if (meta) {
+      f.baseLimit = Math.min(meta.baseLimit, base.size);
+      f.size = meta.size;
+      f.metaWritten = true;
+    }
     for (const k of chunkFiles) {
       const path = f.stagingPath(k);
       const len = (await fsp.stat(path)).size;
@@ -122,8 +140,8 @@ export class DirtyFile {
   async read(offset: number, length: number): Promise<Buffer> {
     const end = Math.min(offset + length, this.size);
     if (end <= offset) return Buffer.alloc(0);
-    const out = Buffer.alloc(end - offset);
-    // Committed parts first, then staged chunks on top.
+    const out = Buffer.allocUnsafe(end - offset);
+    // Committed parts first (readCommitted writes every byte), then staged chunks on top.
     await readCommitted(this.reader, this.baseChunks, this.baseLimit, offset, end - offset, out, 0);
     for (let k = Math.floor(offset / CHUNK_SIZE); k * CHUNK_SIZE < end; k++) {
       const st = this.staged.get(k);
@@ -197,8 +215,8 @@ export class DirtyFile {
     for (let k = 0; k < count; k++) {
       const st = this.staged.get(k);
       if (st) {
+        const data = await this.readStaged(k, st);
         await this.closeFd(k);
-        const data = st.len === 0 ? ZEROS.subarray(0, 0) : await fsp.readFile(st.path);
         if (data.length === 0 || data.equals(ZEROS.subarray(0, data.length))) {
           chunks.push({ id: null, len: 0 });
           continue;
@@ -217,6 +235,15 @@ export class DirtyFile {
     return { chunks, newIds };
   }
 
+  private async readStaged(k: number, st: Staged): Promise<Buffer> {
+    if (st.len === 0) return ZEROS.subarray(0, 0);
+    const fd = this.fds.get(k);
+    if (!fd) return fsp.readFile(st.path);
+    const buf = Buffer.allocUnsafe(st.len);
+    const { bytesRead } = await fd.read(buf, 0, st.len, 0);
+    return buf.subarray(0, bytesRead);
+  }
+
   /** After the metadata switched to `vid`, the staged state becomes the new base. */
   async committed(vid: number, chunks: ChunkRef[]): Promise<void> {
     await this.discardStaging();
@@ -230,28 +257,29 @@ export class DirtyFile {
   async discardStaging(): Promise<void> {
     for (const k of [...this.staged.keys()]) await this.unstage(k);
     if (this.metaWritten) {
-      await fsp.rm(this.metaPath, { force: true });
+      await fsp.unlink(this.metaPath).catch(ignoreMissing);
       this.metaWritten = false;
     }
   }
 
   private async ensureStaged(k: number, writeFrom: number, writeTo: number): Promise<void> {
     if (this.staged.has(k)) return;
-    if (!this.metaWritten) await this.writeMeta();
     const path = this.stagingPath(k);
     const cs = k * CHUNK_SIZE;
     const ref = this.baseChunks[k];
     const keep = cs < this.baseLimit && ref?.id ? Math.min(ref.len, this.baseLimit - cs) : 0;
     // Copy the committed chunk unless this write replaces all of it.
     const init = keep > 0 && !(writeFrom === 0 && writeTo >= keep) ? await this.reader.read(ref!.id!, 0, keep) : undefined;
-    await fsp.writeFile(path, init ?? ZEROS.subarray(0, 0), { mode: 0o600 });
+    const fd = await fsp.open(path, 'w+', 0o600);
+    this.cacheFd(k, fd);
+    if (init) await fd.write(init, 0, init.length, 0);
     this.staged.set(k, { path, len: init?.length ?? 0 });
   }
 
   private async unstage(k: number): Promise<void> {
     await this.closeFd(k);
     const st = this.staged.get(k);
-    if (st) await fsp.rm(st.path, { force: true });
+    if (st) await fsp.unlink(st.path).catch(ignoreMissing);
     this.staged.delete(k);
   }
 
@@ -263,12 +291,17 @@ export class DirtyFile {
       return cached;
     }
     const fd = await fsp.open(this.stagingPath(k), 'r+');
+    this.cacheFd(k, fd);
+    return fd;
+  }
+
+  private cacheFd(k: number, fd: FileHandle): void {
     this.fds.set(k, fd);
     if (this.fds.size > MAX_OPEN_STAGING_FDS) {
-      const [oldest] = this.fds.keys();
-      await this.closeFd(oldest!);
+      const [oldest, old] = this.fds.entries().next().value as [number, FileHandle];
+      this.fds.delete(oldest);
+      void old.close().catch(() => {});
     }
-    return fd;
   }
 
   private async closeFd(k: number): Promise<void> {
@@ -287,4 +320,8 @@ export class DirtyFile {
     await fsp.writeFile(this.metaPath, JSON.stringify(meta));
     this.metaWritten = true;
   }
+}
+
+function ignoreMissing(e: NodeJS.ErrnoException): void {
+  if (e.code !== 'ENOENT') throw e;
 }

@@ -9,13 +9,15 @@ import type { BlobId, BlobStore } from '../blobs/blob-store.js';
 import type { MetaStore } from '../meta/meta-store.js';
 import {
   ROOT_INO, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK, S_ISGID, S_ISUID,
-  isDir, isLnk, isReg, type DirEntry, type Inode,
+  isDir, isLnk, isReg, type ChunkRef, type DirEntry, type Inode,
 } from '../meta/types.js';
 import { nowNs, type TimeNs } from '../util/time.js';
 import { KeyedMutex } from '../util/mutex.js';
 import { logger } from '../util/logger.js';
 import { ChunkReader } from './chunk-reader.js';
 import { DirtyFile, readCommitted, type StagingMeta } from './dirty-file.js';
+import { MemoryFile } from './memory-file.js';
+import { Journal, type JournalRecord } from './journal.js';
 import { checkName, splitPath, PATH_MAX } from './names.js';
 import type { OpContext } from './credentials.js';
 import { inGroup } from './credentials.js';
@@ -68,6 +70,12 @@ interface Handle {
 /** Linux's O_ACCMODE (node does not export it). */
 const O_ACCMODE = 3;
 const MAX_SYMLINKS = 40;
+/** Small files held in memory at once (each at most SMALL_FILE_MAX); more go to staging files. */
+const MAX_MEMORY_FILES = 256;
+const JOURNAL_COMPACT_BYTES = 8 * 1024 * 1024;
+
+/** Uncommitted changes of one file: in memory (small) or in staging files. */
+type Pending = DirtyFile | MemoryFile;
 const XATTR_NAME_MAX = 255;
 const XATTR_SIZE_MAX = 65536;
 const SYNC_INTERVAL_MS = 1000;
@@ -83,8 +91,11 @@ export class Engine {
   private readonly handles = new Map<number, Handle>();
   private nextFh = 1;
   private readonly openCount = new Map<number, number>();
-  private readonly dirty = new Map<number, DirtyFile>();
+  private readonly dirty = new Map<number, Pending>();
+  private journal!: Journal;
   private readonly locks = new KeyedMutex<number>();
+  /** Chunk lists of recent versions: versions never change, so this never goes stale. */
+  private readonly versionCache = new Map<number, ChunkRef[]>();
   private readonly log = logger('engine');
   /** Blobs written by commits not yet made durable by the syncer. */
   private unsynced = false;
@@ -106,7 +117,9 @@ export class Engine {
 
   /** Commit what a crashed daemon left staged and drop inodes nobody links to. */
   async recover(): Promise<{ recoveredFiles: number; droppedOrphans: number }> {
-    let recoveredFiles = 0;
+    const { journal, records } = await Journal.open(`${this.opts.stagingDir}/journal`, (await this.meta.maxJournalSeq()) + 1);
+    this.journal = journal;
+    let recoveredFiles = await this.replayJournal(records);
     const byIno = new Map<number, { meta?: StagingMeta; chunks: number[] }>();
     for (const name of await fsp.readdir(this.opts.stagingDir)) {
       const m = /^(\d+)\.(meta|\d+)$/.exec(name);
@@ -122,7 +135,7 @@ export class Engine {
     }
     for (const [ino, e] of byIno) {
       const node = await this.meta.getInode(ino);
-      const stale = !node || !isReg(node.mode) || !e.meta || e.meta.baseVid !== node.vid;
+      const stale = !node || !isReg(node.mode) || (e.meta !== undefined && e.meta.baseVid !== node.vid);
       if (stale) {
         // Either already committed (the version moved on) or the file is gone.
         for (const k of e.chunks) await fsp.rm(`${this.opts.stagingDir}/${ino}.${k}`, { force: true });
@@ -130,7 +143,7 @@ export class Engine {
         continue;
       }
       const base = await this.baseOf(node);
-      const df = await DirtyFile.recover(ino, this.opts.stagingDir, this.reader, e.meta!, base, e.chunks);
+      const df = await DirtyFile.recover(ino, this.opts.stagingDir, this.reader, e.meta, base, e.chunks);
       df.mtimeNs = df.ctimeNs = nowNs();
       this.dirty.set(ino, df);
       await this.commitLocked(ino, { durable: true });
@@ -141,6 +154,32 @@ export class Engine {
     for (const ino of orphans) await this.meta.dropInode(ino);
     if (recoveredFiles || orphans.length) this.log.warn({ recoveredFiles, droppedOrphans: orphans.length }, 'recovered after an unclean shutdown');
     return { recoveredFiles, droppedOrphans: orphans.length };
+  }
+
+  /** Commit small-file writes that were journaled but not committed when the last daemon died. */
+  private async replayJournal(records: JournalRecord[]): Promise<number> {
+    const byIno = new Map<number, JournalRecord[]>();
+    for (const r of records) byIno.set(r.ino, [...(byIno.get(r.ino) ?? []), r]);
+    let n = 0;
+    for (const [ino, recs] of byIno) {
+      const node = await this.meta.getInode(ino);
+      if (!node || !isReg(node.mode) || node.nlink === 0) continue;
+      const todo = recs.filter((r) => r.seq > node.jseq);
+      if (todo.length === 0) continue;
+      const mf = new MemoryFile(ino, this.journal, await this.memoryBaseOf(node));
+      for (const r of todo) {
+        if (r.kind === 'write') mf.applyWrite(r.offset, r.data);
+        else mf.applyTruncate(r.offset);
+        mf.lastSeq = r.seq;
+      }
+      mf.mtimeNs = mf.ctimeNs = nowNs();
+      this.dirty.set(ino, mf);
+      await this.commitLocked(ino, { durable: true });
+      this.dirty.delete(ino);
+      n++;
+    }
+    await this.journal.compact(0);
+    return n;
   }
 
   /** Commit every dirty file and make everything durable. */
@@ -155,6 +194,7 @@ export class Engine {
     this.closed = true;
     clearInterval(this.syncTimer);
     for (const df of this.dirty.values()) await df.closeAll();
+    await this.journal?.close();
     await this.meta.close();
   }
 
@@ -307,7 +347,8 @@ export class Engine {
   private async truncateIno(ino: number, size: number, ctx: OpContext): Promise<Stat> {
     if (!Number.isSafeInteger(size) || size < 0) throw new NexusError('INVALID_ARGUMENT', `Invalid size: ${size}`);
     await this.locks.run(ino, async () => {
-      const df = await this.dirtyFile(ino);
+      let df = await this.dirtyFile(ino);
+      if (df instanceof MemoryFile && !MemoryFile.fits(size)) df = await this.promote(ino);
       await df.truncate(size);
       df.mtimeNs = df.ctimeNs = nowNs();
       df.lastWriter = ctx;
@@ -440,6 +481,7 @@ export class Engine {
         await df.discardStaging();
         this.dirty.delete(node.ino);
       }
+      this.journal.settled(node.ino, Infinity);
       await this.meta.dropInode(node.ino);
     });
   }
@@ -542,7 +584,10 @@ export class Engine {
     const fh = this.addHandle(node.ino, flags, ctx);
     if (flags & fsc.O_TRUNC && acc !== fsc.O_RDONLY) {
       try {
-        await this.truncateIno(node.ino, 0, ctx);
+        if (node.size === 0 && !this.dirty.has(node.ino)) {
+          const now = nowNs();
+          await this.meta.setAttrs(node.ino, { mtimeNs: now, ctimeNs: now });
+        } else await this.truncateIno(node.ino, 0, ctx);
       } catch (e) {
         await this.release(fh);
         throw e;
@@ -584,10 +629,22 @@ export class Engine {
     const node = await this.mustInode(ino);
     const end = Math.min(node.size, position + length);
     if (end <= position) return Buffer.alloc(0);
-    const version = node.vid === null ? undefined : await this.meta.getVersion(node.vid);
-    const out = Buffer.alloc(end - position);
-    if (version) await readCommitted(this.reader, version.chunks, node.size, position, end - position, out, 0);
+    const out = Buffer.allocUnsafe(end - position);
+    await readCommitted(this.reader, await this.chunksOf(node.vid), node.size, position, end - position, out, 0);
     return out;
+  }
+
+  private async chunksOf(vid: number | null): Promise<ChunkRef[]> {
+    if (vid === null) return [];
+    let chunks = this.versionCache.get(vid);
+    if (!chunks) {
+      const version = await this.meta.getVersion(vid);
+      if (!version) throw new NexusError('CORRUPT', `Missing version ${vid}`);
+      chunks = version.chunks;
+      this.versionCache.set(vid, chunks);
+      if (this.versionCache.size > 256) this.versionCache.delete(this.versionCache.keys().next().value!);
+    }
+    return chunks;
   }
 
   async write(fh: number, data: Uint8Array, position: number): Promise<number> {
@@ -596,11 +653,12 @@ export class Engine {
     if (position < 0) throw new NexusError('INVALID_ARGUMENT', 'Negative offset');
     if (data.length === 0) return 0;
     return this.locks.run(h.ino, async () => {
-      const df = await this.dirtyFile(h.ino);
+      let df = await this.dirtyFile(h.ino);
       // O_APPEND writes land at the end as this process sees it now, whatever
       // offset the caller (or the kernel's cached size) suggested.
       const at = h.append ? df.size : position;
       if (!Number.isSafeInteger(at + data.length)) throw new NexusError('FILE_TOO_BIG');
+      if (df instanceof MemoryFile && !MemoryFile.fits(at + data.length)) df = await this.promote(h.ino);
       const n = await df.write(at, data);
       df.mtimeNs = df.ctimeNs = nowNs();
       df.lastWriter = h.ctx;
@@ -646,18 +704,45 @@ export class Engine {
   }
 
   private async baseOf(node: Inode) {
-    const version = node.vid === null ? undefined : await this.meta.getVersion(node.vid);
-    return { vid: node.vid, chunks: version?.chunks ?? [], size: node.size, mtimeNs: node.mtimeNs, ctimeNs: node.ctimeNs };
+    return { vid: node.vid, chunks: await this.chunksOf(node.vid), size: node.size, mtimeNs: node.mtimeNs, ctimeNs: node.ctimeNs };
   }
 
-  /** The dirty state of a file, created from its committed version on first change. Call under the inode lock. */
-  private async dirtyFile(ino: number): Promise<DirtyFile> {
-    let df = this.dirty.get(ino);
-    if (df) return df;
+  private async memoryBaseOf(node: Inode) {
+    const content = Buffer.allocUnsafe(node.size);
+    await readCommitted(this.reader, await this.chunksOf(node.vid), node.size, 0, node.size, content, 0);
+    return { vid: node.vid, content, mtimeNs: node.mtimeNs, ctimeNs: node.ctimeNs };
+  }
+
+  /**
+   * The pending state of a file, created from its committed version on first
+   * change: in memory while the file is small, else in staging files. Call
+   * under the inode lock.
+   */
+  private async dirtyFile(ino: number, opts: { staged?: boolean } = {}): Promise<Pending> {
+    const existing = this.dirty.get(ino);
+    if (existing) return existing;
     const node = await this.mustInode(ino);
     if (!isReg(node.mode)) throw new NexusError('INVALID_ARGUMENT', 'Not a regular file');
-    df = new DirtyFile(ino, this.opts.stagingDir, this.reader, await this.baseOf(node));
+    let memoryFiles = 0;
+    for (const d of this.dirty.values()) if (d instanceof MemoryFile) memoryFiles++;
+    const df: Pending =
+      !opts.staged && MemoryFile.fits(node.size) && memoryFiles < MAX_MEMORY_FILES
+        ? new MemoryFile(ino, this.journal, await this.memoryBaseOf(node))
+        : new DirtyFile(ino, this.opts.stagingDir, this.reader, await this.baseOf(node));
     this.dirty.set(ino, df);
+    return df;
+  }
+
+  /** A small file outgrew memory: commit it, then continue in staging files. Call under the inode lock. */
+  private async promote(ino: number): Promise<DirtyFile> {
+    const mf = this.dirty.get(ino) as MemoryFile;
+    const { lastWriter, mtimeNs, ctimeNs } = mf;
+    await this.commitLocked(ino, { durable: false });
+    this.dirty.delete(ino);
+    const df = (await this.dirtyFile(ino, { staged: true })) as DirtyFile;
+    df.lastWriter = lastWriter;
+    df.mtimeNs = mtimeNs;
+    df.ctimeNs = ctimeNs;
     return df;
   }
 
@@ -671,13 +756,19 @@ export class Engine {
     const { chunks, newIds } = await df.buildCommit(this.blobs);
     if (opts.durable) await this.blobs.sync(newIds);
     else if (newIds.length) this.unsynced = true;
+    for (const id of newIds) this.reader.markVerified(id);
     const writer = df.lastWriter;
+    const jseq = df instanceof MemoryFile ? df.lastSeq : undefined;
     const vid = await this.meta.commitContent(
       ino,
-      { size: df.size, chunks, mtimeNs: df.mtimeNs, ctimeNs: df.ctimeNs, principal: writer?.principal ?? null, sessionId: writer?.sessionId ?? null },
+      { size: df.size, chunks, mtimeNs: df.mtimeNs, ctimeNs: df.ctimeNs, principal: writer?.principal ?? null, sessionId: writer?.sessionId ?? null, jseq },
       { durable: opts.durable },
     );
     await df.committed(vid, chunks);
+    if (jseq !== undefined) {
+      this.journal.settled(ino, jseq);
+      await this.journal.compact(JOURNAL_COMPACT_BYTES);
+    }
     if (!this.openCount.get(ino)) {
       await df.closeAll();
       this.dirty.delete(ino);
@@ -696,12 +787,14 @@ export class Engine {
 
   async writeFile(path: string, data: Uint8Array, ctx: OpContext, opts: { mode?: number } = {}): Promise<Stat> {
     const { fh } = await this.create(path, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_TRUNC, opts.mode ?? 0o666, ctx);
+    let ino: number;
     try {
+      ino = this.handle(fh).ino;
       if (data.length) await this.write(fh, data, 0);
     } finally {
       await this.release(fh);
     }
-    return this.getattr(path, ctx, true);
+    return this.statOf(await this.mustInode(ino));
   }
 
   async readFile(path: string, ctx: OpContext): Promise<Buffer> {

@@ -53,6 +53,9 @@ export interface MetaStore {
   /** Every blob id referenced by any kept version (GC roots, fsck). */
   referencedBlobs(): Promise<Set<string>>;
 
+  /** Highest small-write journal sequence number any commit included. */
+  maxJournalSeq(): Promise<number>;
+
   getSetting(key: string): Promise<string | undefined>;
   setSetting(key: string, value: string): Promise<void>;
 }

@@ -22,7 +22,8 @@ export const MIGRATIONS: readonly string[] = [
     ctime INTEGER NOT NULL,
     btime INTEGER NOT NULL,
     vid INTEGER,
-    target TEXT
+    target TEXT,
+    jseq INTEGER NOT NULL DEFAULT 0 -- last small-write journal record included in vid
   );
   CREATE INDEX inodes_orphans ON inodes(nlink) WHERE nlink = 0;
 

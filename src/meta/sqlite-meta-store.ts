@@ -16,7 +16,7 @@ import {
 
 type Row = Record<string, bigint | string | Buffer | null>;
 
-const INODE_COLS = 'ino, mode, uid, gid, nlink, size, alloc, rdev, atime, mtime, ctime, btime, vid, target';
+const INODE_COLS = 'ino, mode, uid, gid, nlink, size, alloc, rdev, atime, mtime, ctime, btime, vid, target, jseq';
 
 export interface SqliteMetaOptions {
   /** Owner of the root directory when the store is created. */
@@ -93,7 +93,8 @@ export class SqliteMetaStore implements MetaStore {
       insertVersion: db.prepare(
         'INSERT INTO versions (ino, size, chunks, created, principal, session_id) VALUES (?, ?, ?, ?, ?, ?)',
       ),
-      setContent: db.prepare('UPDATE inodes SET size = ?, alloc = ?, vid = ?, mtime = ?, ctime = ? WHERE ino = ?'),
+      setContent: db.prepare('UPDATE inodes SET size = ?, alloc = ?, vid = ?, mtime = ?, ctime = ?, jseq = max(jseq, ?) WHERE ino = ?'),
+      maxJseq: db.prepare('SELECT coalesce(max(jseq), 0) AS m FROM inodes'),
       getVersion: db.prepare('SELECT vid, ino, size, chunks, created, principal, session_id FROM versions WHERE vid = ?'),
       deleteInode: db.prepare('DELETE FROM inodes WHERE ino = ?'),
       deleteXattrsOf: db.prepare('DELETE FROM xattrs WHERE ino = ?'),
@@ -285,7 +286,7 @@ export class SqliteMetaStore implements MetaStore {
       this.mustGet(ino);
       const info = this.stmts.insertVersion.run(ino, c.size, packChunks(c.chunks), c.mtimeNs, c.principal, c.sessionId);
       const vid = Number(info.lastInsertRowid);
-      this.stmts.setContent.run(c.size, c.chunks.reduce((n, ch) => n + (ch.id ? ch.len : 0), 0), vid, c.mtimeNs, c.ctimeNs, ino);
+      this.stmts.setContent.run(c.size, c.chunks.reduce((n, ch) => n + (ch.id ? ch.len : 0), 0), vid, c.mtimeNs, c.ctimeNs, c.jseq ?? 0, ino);
       return vid;
     })();
   }
@@ -361,6 +362,10 @@ export class SqliteMetaStore implements MetaStore {
     return ids;
   }
 
+  async maxJournalSeq(): Promise<number> {
+    return Number((this.stmts.maxJseq.get() as Row).m);
+  }
+
   async getSetting(key: string): Promise<string | undefined> {
     const r = this.stmts.getSetting.get(key) as Row | undefined;
     return r ? (r.value as string) : undefined;
@@ -425,6 +430,7 @@ function toInode(r: Row): Inode {
     btimeNs: r.btime as bigint,
     vid: r.vid === null ? null : Number(r.vid),
     target: r.target as string | null,
+    jseq: Number(r.jseq),
   };
 }
 

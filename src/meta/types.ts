@@ -40,6 +40,8 @@ export interface Inode {
   vid: number | null;
   /** Symlink target. */
   target: string | null;
+  /** Last small-write journal record the current version includes. */
+  jseq: number;
 }
 
 export interface NewInode {
@@ -82,6 +84,8 @@ export interface CommitContent {
   ctimeNs: TimeNs;
   principal: string | null;
   sessionId: string | null;
+  /** Last small-write journal record this content includes. */
+  jseq?: number;
 }
 
 export interface RenameResult {

@@ -1,0 +1,90 @@
+/** `nexus`: the command line. Config comes from flags, then env (NEXUS_DATA_DIR...), then defaults. */
+import yargs, { type Argv } from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { readFileSync } from 'node:fs';
+import { defaultDataDir, openDataDir, readLock } from '../engine/data-dir.js';
+import { fsck } from '../services/fsck.js';
+import { failAndExit, printJson, printTable } from './output.js';
+import { progress } from './progress.js';
+
+const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+interface Common {
+  dataDir: string;
+  json: boolean;
+}
+
+function common<T>(y: Argv<T>) {
+  return y
+    .option('data-dir', { type: 'string', default: defaultDataDir(), describe: 'Data directory (env NEXUS_DATA_DIR)', defaultDescription: '$NEXUS_DATA_DIR or ~/.nexus/data' })
+    .option('json', { type: 'boolean', default: false, describe: 'Machine-readable output' });
+}
+
+async function status(a: Common): Promise<void> {
+  const owner = await readLock(a.dataDir);
+  if (owner) {
+    const s = { dataDir: a.dataDir, servedBy: { pid: owner.pid, role: owner.role } };
+    if (a.json) printJson(s);
+    else process.stdout.write(`data directory ${a.dataDir} is served by ${owner.role} (pid ${owner.pid})\n`);
+    return;
+  }
+  const d = await openDataDir(a.dataDir, { role: 'nexus status' });
+  try {
+    const stats = await d.meta.stats();
+    let blobCount = 0;
+    let blobBytes = 0;
+    for await (const id of d.blobs.list()) {
+      blobCount++;
+      blobBytes += (await d.blobs.size(id)) ?? 0;
+    }
+    const s = { dataDir: a.dataDir, schemaVersion: Number(d.meta.database.pragma('user_version', { simple: true })), ...stats, blobs: blobCount, storedBytes: blobBytes };
+    if (a.json) printJson(s);
+    else {
+      process.stdout.write(`Nexus ${pkg.version} — data directory ${a.dataDir} (not mounted)\n`);
+      printTable([s], ['schemaVersion', 'files', 'directories', 'logicalBytes', 'blobs', 'storedBytes']);
+    }
+  } finally {
+    await d.close();
+  }
+}
+
+async function runFsck(a: Common): Promise<void> {
+  const d = await openDataDir(a.dataDir, { role: 'nexus fsck' });
+  try {
+    const bar = progress('verifying blobs');
+    const r = await fsck(d.meta, d.blobs, bar.update);
+    bar.done();
+    if (a.json) printJson(r);
+    else {
+      process.stdout.write(`${r.referencedBlobs} referenced blobs, ${r.storedBlobs} stored, ${r.unreferenced} unreferenced\n`);
+      for (const id of r.missing) process.stdout.write(`missing blob ${id}\n`);
+      for (const id of r.corrupt) process.stdout.write(`corrupt blob ${id}\n`);
+      process.stdout.write(r.ok ? 'store is consistent\n' : 'store is DAMAGED\n');
+    }
+    if (!r.ok) process.exitCode = 3;
+  } finally {
+    await d.close();
+  }
+}
+
+export async function main(argv: string[]): Promise<void> {
+  await yargs(argv)
+    .scriptName('nexus')
+    .usage('$0 <command> [options]')
+    .command('status', 'Show what a data directory holds and who serves it', (y) => common(y), (a) => status(a as unknown as Common))
+    .command('fsck', 'Check that every referenced blob exists and matches its hash', (y) => common(y), (a) => runFsck(a as unknown as Common))
+    .demandCommand(1, 'Name a command (see --help)')
+    .strict()
+    .version(pkg.version)
+    .help()
+    .fail((msg, err, y) => {
+      if (err) failAndExit(err);
+      process.stderr.write(`nexus: ${msg}\n`);
+      process.stderr.write(`Try 'nexus --help'.\n`);
+      void y;
+      process.exit(2);
+    })
+    .parseAsync();
+}
+
+main(hideBin(process.argv)).catch(failAndExit);
