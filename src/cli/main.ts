@@ -6,6 +6,8 @@ import { defaultDataDir, openDataDir, readLock } from '../engine/data-dir.js';
 import { fsck } from '../services/fsck.js';
 import { failAndExit, printJson, printTable } from './output.js';
 import { progress } from './progress.js';
+import { mountCommand, unmountCommand } from './mount-commands.js';
+import { readDaemonInfo } from '../fuse/daemon.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -23,9 +25,13 @@ function common<T>(y: Argv<T>) {
 async function status(a: Common): Promise<void> {
   const owner = await readLock(a.dataDir);
   if (owner) {
-    const s = { dataDir: a.dataDir, servedBy: { pid: owner.pid, role: owner.role } };
+    const daemon = await readDaemonInfo(a.dataDir);
+    const s = { dataDir: a.dataDir, servedBy: { pid: owner.pid, role: owner.role }, mounts: daemon ? [daemon.mountpoint] : [] };
     if (a.json) printJson(s);
-    else process.stdout.write(`data directory ${a.dataDir} is served by ${owner.role} (pid ${owner.pid})\n`);
+    else {
+      process.stdout.write(`data directory ${a.dataDir} is served by ${owner.role} (pid ${owner.pid})\n`);
+      if (daemon) process.stdout.write(`mounted at ${daemon.mountpoint} since ${daemon.startedAt}\n`);
+    }
     return;
   }
   const d = await openDataDir(a.dataDir, { role: 'nexus status' });
@@ -71,6 +77,16 @@ export async function main(argv: string[]): Promise<void> {
   await yargs(argv)
     .scriptName('nexus')
     .usage('$0 <command> [options]')
+    .command('mount <dir>', 'Mount Nexus at <dir> (detaches unless --foreground)', (y) =>
+      common(y)
+        .positional('dir', { type: 'string', demandOption: true, describe: 'Mount point (an empty directory)' })
+        .option('foreground', { type: 'boolean', default: false, describe: 'Stay in the foreground; Ctrl-C unmounts' })
+        .option('nonempty', { type: 'boolean', default: false, describe: 'Allow mounting over a non-empty directory' })
+        .option('allow-other', { type: 'boolean', describe: 'Let other users use the mount (default: when run as root)' }),
+      (a) => mountCommand(a as unknown as Parameters<typeof mountCommand>[0]))
+    .command('unmount <dir>', 'Commit pending writes and unmount <dir>', (y) =>
+      y.positional('dir', { type: 'string', demandOption: true }),
+      (a) => unmountCommand({ dir: a.dir as string }))
     .command('status', 'Show what a data directory holds and who serves it', (y) => common(y), (a) => status(a as unknown as Common))
     .command('fsck', 'Check that every referenced blob exists and matches its hash', (y) => common(y), (a) => runFsck(a as unknown as Common))
     .demandCommand(1, 'Name a command (see --help)')

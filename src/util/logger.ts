@@ -5,11 +5,11 @@ export type { Logger };
 
 let root: Logger | undefined;
 
-export function configureLogger(opts: { level?: string; destination?: DestinationStream | string } = {}): Logger {
+export function configureLogger(opts: { level?: string; destination?: DestinationStream | string | number } = {}): Logger {
   const level = opts.level ?? process.env.NEXUS_LOG_LEVEL ?? 'warn';
   const dest =
-    typeof opts.destination === 'string'
-      ? pino.destination({ dest: opts.destination, mkdir: true, sync: false })
+    typeof opts.destination === 'string' || typeof opts.destination === 'number'
+      ? pino.destination({ dest: opts.destination, sync: false })
       : opts.destination ?? pino.destination(2);
   root = pino({ level, base: { pid: process.pid } }, dest);
   return root;

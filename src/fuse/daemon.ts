@@ -1,0 +1,165 @@
+/**
+ * The mount daemon: owns a data directory, serves it at a mount point through
+ * fuse-native, and on SIGINT/SIGTERM (or `nexus unmount`) commits every dirty
+ * file, then unmounts cleanly. It never touches its own mount (that deadlocks
+ * the single JavaScript thread that serves it) and logs into the data directory.
+ */
+import { existsSync, promises as fsp, statSync, readdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { createRequire } from 'node:module';
+import { NexusError } from '../errors.js';
+import { openDataDir, processStartTime, type OpenedDataDir } from '../engine/data-dir.js';
+import { logger } from '../util/logger.js';
+import { buildOps } from './adapter.js';
+import { ControlFiles } from './control-files.js';
+import {
+  NEXUS_FSNAME_PREFIX, dataDirOfMount, fusermountUnmount, isNexusMount, mountAt, waitUntil,
+} from './mount-table.js';
+import { readLock } from '../engine/data-dir.js';
+
+export interface MountOptions {
+  mountpoint: string;
+  dataDir: string;
+  nonempty?: boolean;
+  allowOther?: boolean;
+}
+
+export interface DaemonInfo {
+  pid: number;
+  start: string;
+  mountpoint: string;
+  startedAt: string;
+}
+
+export const DAEMON_FILE = 'daemon.json';
+
+/** Load the patched fuse-native, turning a missing libfuse into an actionable error. */
+function loadFuse(): typeof import('fuse-native') {
+  try {
+    const require = createRequire(import.meta.url);
+    return require('fuse-native') as typeof import('fuse-native');
+  } catch (e) {
+    const msg = (e as Error).message;
+    if (/libfuse\.so/.test(msg)) throw new NexusError('NOT_SUPPORTED', 'libfuse.so.2 is missing: install the Debian package libfuse2 (scripts/setup.sh does)');
+    throw new NexusError('NOT_SUPPORTED', `fuse-native does not load (${msg}); rerun scripts/setup.sh`);
+  }
+}
+
+/** Checks that give the one-line errors `nexus mount` promises. Cleans a stale mount left by a killed daemon. */
+export async function preflight(opts: MountOptions): Promise<void> {
+  const mp = resolve(opts.mountpoint);
+  if (!existsSync('/dev/fuse')) throw new NexusError('NOT_SUPPORTED', '/dev/fuse is missing: load the fuse kernel module (modprobe fuse) or give the container --device /dev/fuse');
+  const existing = mountAt(mp);
+  if (existing) {
+    const owner = isNexusMount(existing) ? await readLock(dataDirOfMount(existing)) : undefined;
+    if (isNexusMount(existing) && !owner) {
+      await fusermountUnmount(mp, true); // stale: its daemon died
+      logger('daemon').warn({ mountpoint: mp }, 'cleaned a stale mount left by a dead daemon');
+    } else {
+      throw new NexusError('BUSY', `${mp} is already mounted${owner ? ` (nexus pid ${owner.pid})` : ` (${existing.fstype})`}`);
+    }
+  }
+  let st;
+  try {
+    st = statSync(mp);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new NexusError('NOT_FOUND', `Mount point ${mp} does not exist`);
+    throw new NexusError('INVALID_ARGUMENT', `Mount point ${mp} is not usable (${code})`);
+  }
+  if (!st.isDirectory()) throw new NexusError('NOT_A_DIRECTORY', `Mount point ${mp} is not a directory`);
+  if (!opts.nonempty && readdirSync(mp).length > 0) throw new NexusError('NOT_EMPTY', `Mount point ${mp} is not empty (use --nonempty to mount over it)`);
+}
+
+export interface RunningMount {
+  mountpoint: string;
+  data: OpenedDataDir;
+  /** Resolves when the mount is gone and the data directory is closed. */
+  finished: Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startMount(opts: MountOptions): Promise<RunningMount> {
+  const log = logger('daemon');
+  const mp = resolve(opts.mountpoint);
+  const dataDir = resolve(opts.dataDir);
+  await preflight({ ...opts, mountpoint: mp });
+  const Fuse = loadFuse();
+  const data = await openDataDir(dataDir, { role: `nexus mount ${mp}` });
+  const control = new ControlFiles();
+  const isRoot = process.getuid?.() === 0;
+  const fuse = new Fuse(mp, buildOps(data.engine, control), {
+    fsname: `${NEXUS_FSNAME_PREFIX}${dataDir}`,
+    // Other users reach the mount (files they create are theirs); the kernel
+    // applies mode checks first (default_permissions), the engine again.
+    allowOther: opts.allowOther ?? isRoot,
+    defaultPermissions: true,
+    useIno: true,
+    // Coherence: changes made through the CLI, SDK or a restore must show at
+    // once, so the kernel caches no attributes or names; auto_cache keeps file
+    // pages while mtime and size are unchanged. See native-notes/fuse-options.md.
+    attrTimeout: 0,
+    entryTimeout: 0,
+    negativeTimeout: 0,
+    autoCache: true,
+    bigWrites: true,
+    maxWrite: 131072,
+    extraOptions: opts.nonempty ? ['nonempty'] : [],
+    timeout: 120_000,
+  });
+  try {
+    await promisify(fuse.mount.bind(fuse))();
+  } catch (e) {
+    await data.close();
+    throw new NexusError('NOT_SUPPORTED', `Mount failed: ${(e as Error).message}`);
+  }
+  const info: DaemonInfo = { pid: process.pid, start: processStartTime(process.pid) ?? '?', mountpoint: mp, startedAt: new Date().toISOString() };
+  await fsp.writeFile(join(dataDir, DAEMON_FILE), JSON.stringify(info));
+  log.info({ mountpoint: mp, dataDir }, 'mounted');
+
+  let stopping: Promise<void> | undefined;
+  let resolveFinished!: () => void;
+  const finished = new Promise<void>((r) => (resolveFinished = r));
+  // Someone ran fusermount -u behind our back: shut down too.
+  const watch = setInterval(() => {
+    if (!mountAt(mp)) void stop();
+  }, 1000);
+  watch.unref();
+
+  async function stop(): Promise<void> {
+    stopping ??= (async () => {
+      clearInterval(watch);
+      log.info({ mountpoint: mp }, 'unmounting');
+      try {
+        await data.engine.flushAll();
+      } catch (e) {
+        log.error({ err: e }, 'flush before unmount failed');
+      }
+      if (mountAt(mp)) {
+        try {
+          await promisify(fuse.unmount.bind(fuse))();
+        } catch (e) {
+          log.warn({ err: e }, 'clean unmount failed; detaching lazily');
+          await fusermountUnmount(mp, true).catch(() => {});
+        }
+      }
+      await fsp.rm(join(dataDir, DAEMON_FILE), { force: true });
+      await data.close();
+      log.info({ mountpoint: mp }, 'stopped');
+      resolveFinished();
+    })();
+    return stopping;
+  }
+
+  return { mountpoint: mp, data, finished, stop };
+}
+
+export async function readDaemonInfo(dataDir: string): Promise<DaemonInfo | undefined> {
+  try {
+    const info = JSON.parse(await fsp.readFile(join(dataDir, DAEMON_FILE), 'utf8')) as DaemonInfo;
+    return processStartTime(info.pid) === info.start ? info : undefined;
+  } catch {
+    return undefined;
+  }
+}
