@@ -57,7 +57,13 @@ export class NexusError extends Error {
 
   constructor(code: ErrorCode, message?: string, details?: Record<string, unknown>) {
     const spec: ErrorSpec = ERRORS[code];
+    // Expected refusals (ENOENT on a lookup, ENODATA on getxattr) are hot at the
+    // mount; capturing a stack costs more than the operation. Bugs keep theirs.
+    const keepStack = code === 'INTERNAL' || code === 'CORRUPT';
+    const limit = Error.stackTraceLimit;
+    if (!keepStack) Error.stackTraceLimit = 0;
     super(message ?? spec.message);
+    Error.stackTraceLimit = limit;
     this.name = 'NexusError';
     this.code = code;
     this.errno = spec.errno;

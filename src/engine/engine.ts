@@ -178,7 +178,7 @@ export class Engine {
       this.dirty.delete(ino);
       n++;
     }
-    await this.journal.compact(0);
+    this.journal.compact(0);
     return n;
   }
 
@@ -194,7 +194,7 @@ export class Engine {
     this.closed = true;
     clearInterval(this.syncTimer);
     for (const df of this.dirty.values()) await df.closeAll();
-    await this.journal?.close();
+    this.journal?.close();
     await this.meta.close();
   }
 
@@ -767,7 +767,7 @@ export class Engine {
     await df.committed(vid, chunks);
     if (jseq !== undefined) {
       this.journal.settled(ino, jseq);
-      await this.journal.compact(JOURNAL_COMPACT_BYTES);
+      this.journal.compact(JOURNAL_COMPACT_BYTES);
     }
     if (!this.openCount.get(ino)) {
       await df.closeAll();

@@ -57,13 +57,13 @@ export class MemoryFile {
 
   async write(offset: number, bytes: Uint8Array): Promise<number> {
     // Journal first: if it fails (ENOSPC), memory is untouched and the write fails whole.
-    this.lastSeq = await this.journal.append(this.ino, 'write', offset, bytes);
+    this.lastSeq = this.journal.append(this.ino, 'write', offset, bytes);
     this.applyWrite(offset, bytes);
     return bytes.length;
   }
 
   async truncate(n: number): Promise<void> {
-    this.lastSeq = await this.journal.append(this.ino, 'truncate', n);
+    this.lastSeq = this.journal.append(this.ino, 'truncate', n);
     this.applyTruncate(n);
   }
 

@@ -37,12 +37,32 @@ function toFuseStat(s: Stat) {
   };
 }
 
+/** NEXUS_FUSE_PROFILE=1: count and time every op in the daemon; printed to the log at exit. */
+class OpProfile {
+  private readonly stats = new Map<string, { n: number; ns: bigint }>();
+  constructor() {
+    process.on('exit', () => log.warn({ ops: Object.fromEntries([...this.stats].map(([k, v]) => [k, { n: v.n, avgUs: Number(v.ns / BigInt(v.n) / 1000n) }])) }, 'fuse op profile'));
+  }
+  wrap(op: string, cb: Cb): Cb {
+    const t0 = process.hrtime.bigint();
+    return (...args: unknown[]) => {
+      const s = this.stats.get(op) ?? { n: 0, ns: 0n };
+      s.n++;
+      s.ns += process.hrtime.bigint() - t0;
+      this.stats.set(op, s);
+      cb(...args);
+    };
+  }
+}
+const profile = process.env.NEXUS_FUSE_PROFILE ? new OpProfile() : undefined;
+
 export function buildOps(engine: Engine, control: ControlFiles): Record<string, Cb> {
   const ctx = (): OpContext => callerContext(Fuse.context());
   const isControl = ControlFiles.owns;
 
   /** Run an op and reply `cb(0, ...values)` or `cb(-errno)`. */
   function reply<T extends unknown[]>(op: string, path: string, cb: Cb, fn: () => Promise<T> | T): void {
+    if (profile) cb = profile.wrap(op, cb);
     let p: Promise<T>;
     try {
       p = Promise.resolve(fn());
@@ -55,6 +75,7 @@ export function buildOps(engine: Engine, control: ControlFiles): Record<string, 
 
   /** read/write reply with a byte count (or a negative errno) as the first argument. */
   function replyCount(op: string, path: string, cb: Cb, fn: () => Promise<number>): void {
+    if (profile) cb = profile.wrap(op, cb);
     fn().then((n) => cb(n), (e) => cb(toErrno(e, op, path)));
   }
 

@@ -99,8 +99,8 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
     // Coherence: changes made through the CLI, SDK or a restore must show at
     // once, so the kernel caches no attributes or names; auto_cache keeps file
     // pages while mtime and size are unchanged. See native-notes/fuse-options.md.
-    attrTimeout: 0,
-    entryTimeout: 0,
+    attrTimeout: Number(process.env.NEXUS_FUSE_ATTR_TIMEOUT ?? 0),
+    entryTimeout: Number(process.env.NEXUS_FUSE_ATTR_TIMEOUT ?? 0),
     negativeTimeout: 0,
     autoCache: true,
     bigWrites: true,

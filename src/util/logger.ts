@@ -9,7 +9,7 @@ export function configureLogger(opts: { level?: string; destination?: Destinatio
   const level = opts.level ?? process.env.NEXUS_LOG_LEVEL ?? 'warn';
   const dest =
     typeof opts.destination === 'string' || typeof opts.destination === 'number'
-      ? pino.destination({ dest: opts.destination, sync: false })
+      ? pino.destination({ dest: opts.destination, sync: true })
       : opts.destination ?? pino.destination(2);
   root = pino({ level, base: { pid: process.pid } }, dest);
   return root;
