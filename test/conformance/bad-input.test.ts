@@ -148,7 +148,8 @@ const EXISTS_AND_TYPES = cases([
 ]);
 
 describe.each(ADAPTERS)('bad input [$name]', (adapter) => {
-  const fs = useFs(adapter);
+  // Many small cases: one file system per group, emptied before each case.
+  const fs = useFs(adapter, { reuse: true });
 
   const groups: [string, Case[]][] = [
     ['empty path', EMPTY_PATH],

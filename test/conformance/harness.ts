@@ -1,27 +1,66 @@
 /** Shared pieces of the conformance suite: per-test file systems, tree snapshots, errno checks. */
 import { createHash } from 'node:crypto';
 import { inspect } from 'node:util';
-import { afterEach, beforeEach, expect } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, expect } from 'vitest';
 import { CHUNK_SIZE } from '../../src/engine/dirty-file.js';
 import type { FsAdapter, FsUnderTest } from './fs-under-test.js';
 
 export { CHUNK_SIZE };
 export const MiB = 1 << 20;
 
-/** A fresh file system of `adapter` for every test; returns a getter. */
-export function useFs(adapter: FsAdapter): () => FsUnderTest {
+/**
+ * A file system of `adapter` for every test; returns a getter. By default each
+ * test gets a fresh one. `reuse`: one per describe block, emptied before each
+ * test (for many small cases, where creating a data directory would dominate);
+ * if emptying fails, a fresh one replaces it.
+ */
+export function useFs(adapter: FsAdapter, opts: { reuse?: boolean } = {}): () => FsUnderTest {
   let fs: FsUnderTest | undefined;
-  beforeEach(async () => {
-    fs = await adapter.create();
-  });
-  afterEach(async () => {
-    await fs?.dispose();
-    fs = undefined;
-  });
+  if (opts.reuse) {
+    beforeAll(async () => {
+      fs = await adapter.create();
+    });
+    beforeEach(async () => {
+      try {
+        await emptyTree(fs!);
+      } catch {
+        await fs?.dispose().catch(() => {});
+        fs = await adapter.create();
+      }
+    });
+    afterAll(async () => {
+      await fs?.dispose();
+      fs = undefined;
+    });
+  } else {
+    beforeEach(async () => {
+      fs = await adapter.create();
+    });
+    afterEach(async () => {
+      await fs?.dispose();
+      fs = undefined;
+    });
+  }
   return () => {
     if (!fs) throw new Error('no file system (outside a test?)');
     return fs;
   };
+}
+
+/** Remove everything under the root. */
+export async function emptyTree(fs: FsUnderTest, dir = '/'): Promise<void> {
+  for (const name of await fs.readdir(dir)) {
+    const p = dir === '/' ? `/${name}` : `${dir}/${name}`;
+    const st = await fs.lstat(p);
+    if (st.type === 'dir') {
+      await fs.chmod(p, 0o755);
+      await emptyTree(fs, p);
+      await fs.rmdir(p);
+    } else {
+      await fs.unlink(p);
+    }
+  }
+  if ((await fs.readdir(dir)).length) throw new Error(`could not empty ${dir}`);
 }
 
 /** Expect `p` to fail with errno `code`. */

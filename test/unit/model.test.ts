@@ -45,7 +45,11 @@ class Run {
     this.r = rng(seed);
   }
 
+  readonly opCounts: Record<string, number> = {};
+
   note(s: string) {
+    const op = s.split(' ')[0]!;
+    this.opCounts[op] = (this.opCounts[op] ?? 0) + 1;
     this.log.push(s);
     if (this.log.length > 30) this.log.shift();
   }
@@ -407,7 +411,7 @@ class Run {
   }
 }
 
-async function runModel(seed: number): Promise<{ steps: number; bytes: number }> {
+async function runModel(seed: number): Promise<{ steps: number; bytes: number; ops: Record<string, number> }> {
   const run = new Run(seed);
   run.dataDir = await mkdtemp(join(tmpdir(), 'nx-model-'));
   let step = 0;
@@ -435,7 +439,7 @@ async function runModel(seed: number): Promise<{ steps: number; bytes: number }>
     for (const id of again) expect(await run.opened.blobs.has(id), `blob ${id} after reopen`).toBe(true);
     for (const fd of [...run.model.handles.keys()]) await run.fs.close(fd);
     await run.opened.close();
-    return { steps: STEPS, bytes: run.bytesWritten };
+    return { steps: STEPS, bytes: run.bytesWritten, ops: run.opCounts };
   } catch (e) {
     const msg = `model test failed: seed=${seed} (NEXUS_MODEL_SEED=${seed}) step=${step}\nlast ops:\n  ${run.log.join('\n  ')}\n${(e as Error).message}`;
     console.error(msg);
@@ -449,8 +453,13 @@ async function runModel(seed: number): Promise<{ steps: number; bytes: number }>
 
 describe('engine against an in-memory model', () => {
   it.each(SEEDS)('seed %i: random ops match the model; blobs present; reopen keeps the tree', async (seed) => {
-    const { bytes } = await runModel(seed);
+    const { bytes, ops } = await runModel(seed);
     expect(bytes).toBeGreaterThan(C); // the run did write across chunks
     expect(bytes).toBeLessThan(200 * C);
+    // The run exercised every kind of operation.
+    for (const op of ['write', 'create', 'open', 'close', 'fsync', 'rename', 'unlink', 'link', 'mkdir', 'rmdir', 'remount']) {
+      expect(ops[op] ?? 0, `${op} never ran: ${JSON.stringify(ops)}`).toBeGreaterThan(0);
+    }
+    expect((ops.truncate ?? 0) + (ops.ftruncate ?? 0)).toBeGreaterThan(0);
   });
 });
