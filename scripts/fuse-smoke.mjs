@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 // Smoke check of Nexus's patched fuse-native (patches/fuse-native+2.2.6.patch,
 // native-notes/fuse-native.md). A child process mounts a tiny in-memory
-// filesystem; this process (never the daemon itself: that deadlocks) drives it
-// with real syscalls and prints one PASS/FAIL/INFO line per behaviour.
+// filesystem, and a second one (mnt-paged) that serves readdirPaged (100,000
+// entries), create(path, mode, flags, cb) and statfs counts above 2^32; this
+// process (never the daemon itself: that deadlocks) drives them with real
+// syscalls and prints one PASS/FAIL/INFO line per behaviour.
 //
 //   node scripts/fuse-smoke.mjs                  run the checks (exit 1 on any FAIL)
 //   node scripts/fuse-smoke.mjs --no-utime-omit  mount without flag_utime_omit_ok, to
@@ -10,7 +12,7 @@
 //   node scripts/fuse-smoke.mjs --module DIR     use another fuse-native checkout
 //
 // Exit codes: 0 all passed, 1 a check failed, 77 skipped (no /dev/fuse or not root).
-// Every mount is unmounted in `finally` and /proc/mounts is checked at the end.
+// Both mounts are unmounted in `finally` and /proc/mounts is checked at the end.
 
 import { fork, spawnSync, execFileSync } from 'node:child_process'
 import { createRequire } from 'node:module'
@@ -22,6 +24,31 @@ import { fileURLToPath } from 'node:url'
 const SELF = fileURLToPath(import.meta.url)
 const REPO = path.resolve(path.dirname(SELF), '..')
 const GiB = 1024 ** 3
+
+// The paged mount (mnt2): /big has BIG entries with short names, /long LONG
+// entries with 200-byte names (a page of those overflows the kernel's buffer),
+// each served by readdirPaged in pages of at most PAGE entries.
+const BIG = 100000
+const LONG = 3000
+const PAGE = 256
+const bigName = i => 'f' + String(i).padStart(6, '0')
+const longName = i => 'L' + String(i).padStart(5, '0') + '-'.repeat(194)
+const STATFS = { // served by the paged mount's statfs: six counts above 2^32, as numbers and BigInts
+  bsize: 4096, frsize: 4096, blocks: 2 ** 33 + 12345, bfree: 2n ** 32n + 77n, bavail: 2 ** 32 + 5,
+  files: 2n ** 40n + 7n, ffree: 2 ** 36 + 3, favail: 2n ** 36n, namemax: 255
+}
+const O = fs.constants
+const O_LARGEFILE = 0o100000 // x86-64 value; not in fs.constants
+const flagNames = f => {
+  const names = [['O_WRONLY', O.O_WRONLY], ['O_RDWR', O.O_RDWR]].filter(([, v]) => (f & 3) === v).map(([n]) => n)
+  if ((f & 3) === 0) names.push('O_RDONLY')
+  let rest = f & ~3
+  for (const [n, v] of [['O_CREAT', O.O_CREAT], ['O_EXCL', O.O_EXCL], ['O_NOCTTY', O.O_NOCTTY], ['O_TRUNC', O.O_TRUNC], ['O_APPEND', O.O_APPEND], ['O_LARGEFILE', O_LARGEFILE]]) {
+    if (rest & v) { names.push(n); rest &= ~v }
+  }
+  if (rest) names.push('0o' + rest.toString(8))
+  return `0o${f.toString(8)} = ${names.join('|')}`
+}
 
 const argv = process.argv.slice(2)
 if (argv[0] === '--child') {
@@ -53,9 +80,14 @@ async function parent (moduleDir, opts) {
   const mnt = path.join(tmp, 'mnt')
   fs.mkdirSync(mnt)
   const p = name => path.join(mnt, name)
+  const mnt2 = path.join(tmp, 'mnt-paged') // second mount, served by readdirPaged, create(path, mode, flags, cb), 64-bit statfs
+  fs.mkdirSync(mnt2)
+  const q = name => path.join(mnt2, name)
+  const mounts = [mnt, mnt2]
 
-  const daemon = fork(SELF, ['--child', mnt, moduleDir, JSON.stringify(opts)], {
+  const daemon = fork(SELF, ['--child', mnt, moduleDir, JSON.stringify({ ...opts, mnt2 })], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    execArgv: ['--no-warnings'], // the child records process warnings as events instead
     serialization: 'advanced' // BigInt in messages
   })
   const replies = []
@@ -82,7 +114,7 @@ async function parent (moduleDir, opts) {
     if (ready.error) throw new Error('mount failed: ' + ready.error)
 
     // 0. Patched module, built from source, loaded.
-    check(ready.patchVersion >= 1 && /build\/Release\/fuse\.node$/.test(ready.binaryPath),
+    check(ready.patchVersion >= 2 && /build\/Release\/fuse\.node$/.test(ready.binaryPath),
       'patched native module loaded', `nexus_patch_version=${ready.patchVersion} from ${ready.binaryPath}`)
     check(ready.contextOutside === null, 'Fuse.context() is null outside a handler')
 
@@ -114,7 +146,8 @@ async function parent (moduleDir, opts) {
     const asyncCreate = ev.find(e => e.op === 'create' && e.path === '/by-root-async')
     const tgid = asyncCreate && asyncCreate.ctx.pid && Number((/^Tgid:\s*(\d+)/m.exec(fs.readFileSync(`/proc/${asyncCreate.ctx.pid}/status`, 'utf8')) || [])[1])
     info('caller pid is a thread id', `async fs.writeFile from pid ${process.pid}: context pid ${asyncCreate && asyncCreate.ctx.pid}, whose Tgid is ${tgid}`)
-    info('create arguments', `create(${rootCreate && rootCreate.argTypes.join(', ')}, cb): no open flags reach create; ` +
+    check(rootCreate && rootCreate.cbType === 'function', 'a create handler with three parameters still gets create(path, mode, cb)',
+      `create(${rootCreate && rootCreate.argTypes.join(', ')}, ${rootCreate && rootCreate.cbType}); ` +
       `writeFile under umask ${(rootCreate?.ctx.umask ?? 0).toString(8)} passed mode ${rootCreate?.mode.toString(8)} (umask already applied by the kernel)`)
 
     // 3. Nanosecond times, utimens argument order, UTIME_OMIT.
@@ -213,6 +246,131 @@ async function parent (moduleDir, opts) {
     let err = null
     try { fs.readlinkSync(p('slow-link')) } catch (e) { err = e }
     check(err && err.code === 'ETIMEDOUT', 'a handler that never answers fails with ETIMEDOUT after the timeout option', `${err && err.code} after ${Date.now() - t0} ms (timeout.readlink=500; default 15000 for every op)`)
+
+    // 8. Paged readdir: mnt2 serves every directory through readdirPaged.
+    const lsList = dir => { // `ls -f DIR | wc -l`, keeping the listing (tee) to check the order
+      const out = path.join(tmp, 'ls-f.out')
+      const t0 = process.hrtime.bigint()
+      const r = sh('sh', ['-c', 'ls -f "$1" | tee "$2" | wc -l', 'sh', dir, out])
+      const ms = Number(process.hrtime.bigint() - t0) / 1e6
+      const lines = fs.existsSync(out) ? fs.readFileSync(out, 'utf8').split('\n') : []
+      if (lines[lines.length - 1] === '') lines.pop()
+      return { count: Number(r.stdout.trim()), lines, ms, err: r.stderr.trim() }
+    }
+    const sameList = (a, b) => a.length === b.length && a.every((x, i) => x === b[i])
+    const firstDiff = (a, b) => { const i = a.findIndex((x, j) => x !== b[j]); return i < 0 ? (a.length === b.length ? 'none' : `lengths ${a.length} vs ${b.length}`) : `at ${i}: ${String(a[i]).slice(0, 20)} vs ${String(b[i]).slice(0, 20)}` }
+    // What the kernel took from each page: the next call's offset tells where it stopped.
+    const pages = (ev, dir) => {
+      const calls = ev.filter(e => e.op === 'readdirPaged' && e.path === dir)
+      const taken = []
+      let continuous = calls.length > 0 && calls[0].offset === 0
+      for (let i = 0; i + 1 < calls.length; i++) {
+        const a = calls[i]; const b = calls[i + 1]
+        if (b.offset === 0) continue // a new listing
+        if (!(b.offset > a.offset && b.offset <= a.offset + a.count) || b.fh !== a.fh) continuous = false
+        taken.push({ returned: a.count, taken: b.offset - a.offset })
+      }
+      const opened = ev.filter(e => e.op === 'opendir' && e.path === dir).map(e => e.fh)
+      return {
+        calls: calls.length,
+        maxReturned: Math.max(0, ...calls.map(c => c.count)),
+        endsEmpty: calls.length > 0 && calls[calls.length - 1].count === 0,
+        continuous,
+        fhOk: calls.length > 0 && calls.every(c => c.fh !== 0 && opened.includes(c.fh)),
+        fhs: [...new Set(calls.map(c => c.fh))],
+        taken
+      }
+    }
+    const spread = xs => { if (!xs.length) return 'none'; const s = [...xs].sort((a, b) => a - b); return `min ${s[0]}, median ${s[s.length >> 1]}, max ${s[s.length - 1]}` }
+    await events()
+    const bigExpected = ['.', '..', ...Array.from({ length: BIG }, (_, i) => bigName(i))]
+    const lsBig = lsList(q('big'))
+    ev = await events()
+    const pb = pages(ev, '/big')
+    check(lsBig.count === BIG + 2 && sameList(lsBig.lines, bigExpected),
+      `ls -f | wc -l of a ${BIG}-entry directory served by readdirPaged: complete and in order`,
+      `${lsBig.count} lines (expected ${BIG + 2}, with . and ..), first difference: ${firstDiff(lsBig.lines, bigExpected)}; ${lsBig.ms.toFixed(0)} ms${lsBig.err ? '; ' + lsBig.err : ''}`)
+    check(pb.calls >= Math.ceil(BIG / PAGE) && pb.maxReturned <= PAGE && pb.continuous && pb.endsEmpty,
+      'readdirPaged is called page by page: bounded pages, each call continues at an offset handed out, an empty page ends',
+      `${pb.calls} calls for one ls -f, at most ${pb.maxReturned} entries returned per call (PAGE ${PAGE}); first offset ${ev.find(e => e.op === 'readdirPaged')?.offset}; ` +
+      `entries the kernel took per call: ${spread(pb.taken.map(t => t.taken))}`)
+    check(pb.fhOk, 'readdirPaged gets the opendir handle (fh) as its third argument', `fh ${pb.fhs.join(', ')}; opendir returned ${ev.filter(e => e.op === 'opendir' && e.path === '/big').map(e => e.fh).join(', ')}`)
+    check(!ev.some(e => e.op === 'readdir-stock'), 'with readdirPaged present, the stock readdir handler is never called')
+
+    const findOut = sh('find', [q('big')], { maxBuffer: 256 << 20 })
+    const findLines = findOut.stdout.split('\n'); findLines.pop()
+    const findExpected = [q('big'), ...bigExpected.slice(2).map(n => q('big') + '/' + n)]
+    ev = await events()
+    check(findOut.status === 0 && sameList(findLines, findExpected), `find lists all ${BIG} entries in order`,
+      `${findLines.length} lines (expected ${BIG + 1}), first difference: ${firstDiff(findLines, findExpected)}; ${pages(ev, '/big').calls} readdirPaged calls${findOut.stderr ? '; ' + findOut.stderr.trim() : ''}`)
+    const nodeNames = await fs.promises.readdir(q('big'))
+    const dirIter = []
+    const d = fs.opendirSync(q('big'))
+    for (let e; (e = d.readSync()) !== null;) dirIter.push(e.name)
+    d.closeSync()
+    ev = await events()
+    check(sameList(nodeNames, bigExpected.slice(2)) && sameList(dirIter, bigExpected.slice(2)),
+      'node fs.readdir (sorted by libuv) and fs.opendirSync (kernel order) give the same names',
+      `fs.readdir ${nodeNames.length} names, first difference ${firstDiff(nodeNames, bigExpected.slice(2))}; opendirSync ${dirIter.length}, first difference ${firstDiff(dirIter, bigExpected.slice(2))}`)
+
+    const longExpected = ['.', '..', ...Array.from({ length: LONG }, (_, i) => longName(i))]
+    const lsLong = lsList(q('long'))
+    ev = await events()
+    const pl = pages(ev, '/long')
+    const cut = pl.taken.filter(t => t.taken < t.returned)
+    check(lsLong.count === LONG + 2 && sameList(lsLong.lines, longExpected) && pl.continuous && cut.length > 0,
+      'pages larger than the kernel buffer (200-byte names): the rest is asked for again from the last offset taken',
+      `${lsLong.count} lines, first difference ${firstDiff(lsLong.lines, longExpected)}; ${pl.calls} calls of up to ${pl.maxReturned} entries; ` +
+      `${cut.length} of ${pl.taken.length} pages were cut; entries taken per call: ${spread(pl.taken.map(t => t.taken))}`)
+
+    let e1 = null
+    try { fs.readdirSync(q('bad-page')) } catch (e) { e1 = e }
+    ev = await events()
+    const warning = ev.find(e => e.op === 'warning')
+    check(e1 && e1.code === 'EIO' && warning, 'a malformed page (offset 0) fails the readdir with EIO and a process warning',
+      `${e1 && e1.code}; warning: ${warning && warning.message}`)
+    let e2 = null
+    try { fs.readdirSync(q('denied')) } catch (e) { e2 = e }
+    check(e2 && e2.code === 'EACCES', 'readdirPaged cb(Fuse.EACCES) fails the readdir with EACCES', String(e2 && e2.code))
+    const emptyNames = fs.readdirSync(q('empty'))
+    check(emptyNames.length === 0, 'readdirPaged cb(0) is an empty page: an empty directory', JSON.stringify(emptyNames))
+    await events()
+
+    const lsOld = lsList(p('old-big'))
+    ev = await events()
+    const oldCalls = ev.filter(e => e.op === 'readdir' && e.path === '/old-big').length
+    check(lsOld.count === BIG + 2, `the stock readdir(path, cb) still lists a ${BIG}-entry directory (one call, one reply)`,
+      `${lsOld.count} lines, ${oldCalls} readdir call(s), ${lsOld.ms.toFixed(0)} ms (paged: ${lsBig.ms.toFixed(0)} ms)`)
+
+    // 9. create gets the open flags when the handler declares four parameters.
+    await events()
+    const bashAppend = sh('bash', ['-c', 'exec 3>>"$1"', 'bash', q('appended-by-bash')])
+    ev = await events()
+    const cb1 = ev.find(e => e.op === 'create' && e.path === '/appended-by-bash')
+    check(bashAppend.status === 0 && cb1 && typeof cb1.flags === 'number' && (cb1.flags & O.O_APPEND) && (cb1.flags & 3) === O.O_WRONLY,
+      'exec 3>>newfile reaches create(path, mode, flags, cb) with O_WRONLY|O_APPEND', cb1 ? `flags ${typeof cb1.flags === 'number' ? flagNames(cb1.flags) : cb1.flags}, mode 0o${cb1.mode.toString(8)}` : 'create not called')
+    fs.closeSync(fs.openSync(q('appended-by-node'), O.O_CREAT | O.O_APPEND | O.O_WRONLY, 0o640))
+    ev = await events()
+    const cb2 = ev.find(e => e.op === 'create' && e.path === '/appended-by-node')
+    check(cb2 && typeof cb2.flags === 'number' && (cb2.flags & O.O_APPEND) && (cb2.flags & 3) === O.O_WRONLY,
+      'open(O_CREAT|O_APPEND|O_WRONLY) from node reaches create with O_APPEND', cb2 ? `flags ${typeof cb2.flags === 'number' ? flagNames(cb2.flags) : cb2.flags}, mode 0o${cb2.mode.toString(8)}` : 'create not called')
+    fs.closeSync(fs.openSync(q('excl'), 'wx+'))
+    ev = await events()
+    const cb3 = ev.find(e => e.op === 'create' && e.path === '/excl')
+    info("create flags of open('wx+') (O_RDWR|O_CREAT|O_EXCL|O_TRUNC)", cb3 ? (typeof cb3.flags === 'number' ? flagNames(cb3.flags) : String(cb3.flags)) : 'create not called')
+
+    // 10. statfs counts above 2^32.
+    const sf = sh('stat', ['-f', '-c', '%S %b %f %a %c %d', mnt2])
+    const sfWant = [STATFS.bsize, STATFS.blocks, STATFS.bfree, STATFS.bavail, STATFS.files, STATFS.ffree].map(String).join(' ')
+    check(sf.status === 0 && sf.stdout.trim() === sfWant, 'stat -f reports statfs counts above 2^32 (blocks, bfree, bavail, files, ffree)',
+      `got '${sf.stdout.trim()}', expected '${sfWant}' (%S %b %f %a %c %d)`)
+    const df = sh('df', ['-B1', '--output=size,avail', mnt2])
+    const dfVals = (df.stdout.trim().split('\n')[1] || '').trim().split(/\s+/)
+    const dfWant = [BigInt(STATFS.blocks) * 4096n, BigInt(STATFS.bavail) * 4096n].map(String)
+    check(df.status === 0 && sameList(dfVals, dfWant), 'df -B1 shows the 32 TiB size', `size, avail: ${dfVals.join(', ')}; expected ${dfWant.join(', ')}`)
+    const nsf = fs.statfsSync(mnt2, { bigint: true })
+    check(nsf.blocks === BigInt(STATFS.blocks) && nsf.bfree === BigInt(STATFS.bfree) && nsf.files === BigInt(STATFS.files) && nsf.ffree === BigInt(STATFS.ffree),
+      'fs.statfsSync(mnt, { bigint: true }) agrees', `blocks ${nsf.blocks}, bfree ${nsf.bfree}, bavail ${nsf.bavail}, files ${nsf.files}, ffree ${nsf.ffree}`)
   } catch (e) {
     check(false, 'smoke ran to the end', e.stack)
   } finally {
@@ -220,13 +378,15 @@ async function parent (moduleDir, opts) {
     send({ cmd: 'unmount' })
     await Promise.race([exited, new Promise(resolve => setTimeout(resolve, 5000))])
     if (daemon.exitCode === null) daemon.kill('SIGKILL')
-    const mounted = () => fs.readFileSync('/proc/mounts', 'utf8').split('\n').some(l => l.split(' ')[1] === mnt)
-    for (const cmd of [['fusermount', '-u', mnt], ['fusermount3', '-u', mnt], ['fusermount', '-uz', mnt], ['umount', '-l', mnt]]) {
-      if (!mounted()) break
-      spawnSync(cmd[0], cmd.slice(1), { stdio: 'ignore' })
+    const mounted = m => fs.readFileSync('/proc/mounts', 'utf8').split('\n').some(l => l.split(' ')[1] === m)
+    for (const m of mounts) {
+      for (const cmd of [['fusermount', '-u', m], ['fusermount3', '-u', m], ['fusermount', '-uz', m], ['umount', '-l', m]]) {
+        if (!mounted(m)) break
+        spawnSync(cmd[0], cmd.slice(1), { stdio: 'ignore' })
+      }
+      check(!mounted(m), `unmounted: ${path.basename(m)} is gone from /proc/mounts`)
     }
-    check(!mounted(), 'unmounted: the mount point is gone from /proc/mounts')
-    if (!mounted()) fs.rmSync(tmp, { recursive: true, force: true })
+    if (!mounts.some(mounted)) fs.rmSync(tmp, { recursive: true, force: true })
     const leftovers = fs.readFileSync('/proc/mounts', 'utf8').split('\n').filter(l => l.includes('nexus-fuse-smoke-'))
     check(leftovers.length === 0, 'no nexus-fuse-smoke mount left in /proc/mounts', leftovers.join('; '))
   }
@@ -257,6 +417,7 @@ function child (mnt, moduleDir, opts) {
   }
   nodes.set('/', mk(0o40777, {}))
   nodes.set('/slow-link', { ...mk(0o120777, {}), size: 6 })
+  nodes.set('/old-big', mk(0o40755, {})) // BIG entries through the stock readdir
   let log = []
   const ev = (op, pathname, extra = {}) => log.push({ op, path: pathname, ctx: { ...ctx() }, ...extra })
   const stat = n => ({
@@ -282,13 +443,19 @@ function child (mnt, moduleDir, opts) {
     },
     readdir (p, cb) {
       ev('readdir', p)
+      if (p === '/old-big') { // the whole directory in one reply (the stock way)
+        const names = ['.', '..']
+        const stats = [stat(nodes.get(p)), stat(nodes.get('/'))]
+        for (let i = 0; i < BIG; i++) { names.push(bigName(i)); stats.push({ mode: 0o100644, ino: Fuse.NEXUS_PATCH_VERSION ? 2n ** 41n + BigInt(i) : 2 ** 20 + i, nlink: 1 }) }
+        return cb(0, names, stats)
+      }
       const names = children(p)
       cb(0, names, names.map(name => stat(nodes.get(path.posix.join(p, name)))))
     },
-    create (p, mode, cb) {
+    create (p, mode, cb) { // three parameters: the stock create(path, mode, cb)
       const n = mk(mode, ctx())
       nodes.set(p, n)
-      ev('create', p, { ino: n.ino, mode, argTypes: ['path', 'mode'] })
+      ev('create', p, { ino: n.ino, mode, argTypes: ['path', 'mode'], cbType: typeof cb })
       cb(0, 42)
     },
     open (p, flags, cb) { ev('open', p, { flags }); cb(nodes.has(p) ? 0 : Fuse.ENOENT, 42) },
@@ -345,6 +512,98 @@ function child (mnt, moduleDir, opts) {
     rmdir (p, cb) { nodes.delete(p); cb(0) }
   }
 
+  // Second mount (opts.mnt2): readdirPaged, create(path, mode, flags, cb), 64-bit statfs.
+  // Directories: /big (BIG short names), /long (LONG 200-byte names), /bad-page
+  // (answers a malformed page), /denied (answers EACCES), /empty (answers cb(0)),
+  // plus created files.
+  const t0 = nowNs()
+  const inoOf = ino => Fuse.NEXUS_PATCH_VERSION ? ino : Number(ino) // stock fuse-native takes no BigInt
+  const fileStat = (ino, mode = 0o100644) => ({ mode, ino: inoOf(ino), nlink: 1, uid: 0, gid: 0, size: 0, blksize: 4096, atimeNs: t0, mtimeNs: t0, ctimeNs: t0 })
+  const bigDirs = {
+    '/big': { ino: 3n, n: BIG, name: bigName, ino0: 2n ** 42n }, // inos ascend in listing order (find sorts big directories by d_ino)
+    '/long': { ino: 4n, n: LONG, name: longName, ino0: 2n ** 43n }
+  }
+  const created = new Map() // path -> stat
+  const rootStat = fileStat(1n, 0o40755)
+  const dirStat = ino => fileStat(ino, 0o40755)
+  const entriesOf = p => { // [name, stat] by index, or null
+    const d = bigDirs[p]
+    if (d) return { n: d.n + 2, at: i => i === 0 ? ['.', dirStat(d.ino)] : i === 1 ? ['..', rootStat] : [d.name(i - 2), fileStat(d.ino0 + BigInt(i - 2))] }
+    if (p === '/empty') return { n: 2, at: i => [['.', dirStat(7n)], ['..', rootStat]][i] } // for the stock readdir
+    if (p === '/') {
+      const list = [['.', rootStat], ['..', rootStat], ['big', dirStat(3n)], ['long', dirStat(4n)], ['bad-page', dirStat(5n)], ['denied', dirStat(6n)], ['empty', dirStat(7n)],
+        ...[...created].map(([k, st]) => [k.slice(1), st])]
+      return { n: list.length, at: i => list[i] }
+    }
+    return null
+  }
+  const lookupB = p => {
+    if (p === '/') return rootStat
+    if (created.has(p)) return created.get(p)
+    const parent = path.posix.dirname(p)
+    const d = bigDirs[parent]
+    if (d) {
+      const base = path.posix.basename(p)
+      const i = parseInt(base.slice(1), 10)
+      return Number.isInteger(i) && i < d.n && d.name(i) === base ? fileStat(d.ino0 + BigInt(i)) : null
+    }
+    const top = entriesOf('/')
+    for (let i = 2; i < top.n; i++) if ('/' + top.at(i)[0] === p) return top.at(i)[1]
+    return null
+  }
+  let nextDirFh = 100
+  let nextCreatedIno = 2n ** 44n
+  const opsB = {
+    getattr (p, cb) {
+      const st = lookupB(p)
+      cb(st ? 0 : Fuse.ENOENT, st || undefined)
+    },
+    opendir (p, flags, cb) {
+      const fh = ++nextDirFh
+      ev('opendir', p, { fh })
+      cb(0, fh)
+    },
+    releasedir (p, fh, cb) { cb(0) },
+    readdirPaged (p, offset, fh, cb) {
+      if (p === '/bad-page') { ev('readdirPaged', p, { offset, fh, count: 1 }); return cb(0, ['x'], null, [0]) } // offset 0 is invalid
+      if (p === '/denied') return cb(Fuse.EACCES)
+      if (p === '/empty') return cb(0) // an empty page: end of directory
+      const list = entriesOf(p)
+      if (!list) return cb(Fuse.ENOTDIR)
+      const names = []; const stats = []; const nextOffsets = []
+      for (let i = offset; i < list.n && names.length < PAGE; i++) { // offset = index of the next entry
+        const [name, st] = list.at(i)
+        names.push(name); stats.push(st); nextOffsets.push(i + 1)
+      }
+      ev('readdirPaged', p, { offset, fh, count: names.length })
+      cb(0, names, stats, nextOffsets)
+    },
+    readdir (p, cb) { // only for fuse-native without readdirPaged (e.g. --module with a stock copy)
+      ev('readdir-stock', p)
+      const list = entriesOf(p)
+      if (!list) return cb(Fuse.ENOTDIR)
+      const names = []; const stats = []
+      for (let i = 0; i < list.n; i++) { const [name, st] = list.at(i); names.push(name); stats.push(st) }
+      cb(0, names, stats)
+    },
+    create (p, mode, flags, cb) { // four parameters: gets the open flags
+      if (typeof flags === 'function') { cb = flags; flags = 'not passed' } // a fuse-native without the flags
+      ev('create', p, { mode, flags })
+      created.set(p, fileStat(nextCreatedIno++, mode))
+      cb(0, 7)
+    },
+    open (p, flags, cb) { cb(created.has(p) ? 0 : Fuse.EACCES, 7) },
+    release (p, fd, cb) { cb(0) },
+    flush (p, fd, cb) { cb(0) },
+    truncate (p, size, cb) { cb(0) },
+    ftruncate (p, fd, size, cb) { cb(0) },
+    statfs (p, cb) { // stock fuse-native takes no BigInt: give it numbers (it wraps them at 2^32)
+      ev('statfs', p)
+      cb(0, Fuse.NEXUS_PATCH_VERSION ? STATFS : Object.fromEntries(Object.entries(STATFS).map(([k, v]) => [k, Number(v)])))
+    }
+  }
+  process.on('warning', w => log.push({ op: 'warning', message: w.message }))
+
   const fuse = new Fuse(mnt, ops, {
     fsname: Fuse.NEXUS_PATCH_VERSION ? 'nexus,smoke' : 'nexus', // the patched option builder escapes the comma; stock cannot
     allowOther: true,
@@ -356,18 +615,29 @@ function child (mnt, moduleDir, opts) {
     timeout: { default: 15000, readlink: 500 },
     ...opts.fuseOptions // used by ad-hoc measurements
   })
+  const fuseB = new Fuse(opts.mnt2, opsB, {
+    fsname: 'nexus-paged',
+    useIno: true,
+    attrTimeout: 0,
+    entryTimeout: 0,
+    negativeTimeout: 0
+  })
+  const unmountAll = () => fuse.unmount(() => fuseB.unmount(() => process.exit(0)))
   fuse.mount(err => {
     if (err) return process.send({ error: err.message })
-    process.send({
+    fuseB.mount(errB => {
+      if (errB) return process.send({ error: 'second mount: ' + errB.message })
+      process.send({
       ready: true,
       patchVersion: Fuse.NEXUS_PATCH_VERSION,
       binaryPath: require('node-gyp-build').path(moduleDir),
-      contextOutside: hasContext ? Fuse.context() : 'missing'
+        contextOutside: hasContext ? Fuse.context() : 'missing'
+      })
     })
   })
   process.on('message', m => {
     if (m.cmd === 'events') { process.send({ events: log }); log = [] }
-    if (m.cmd === 'unmount') fuse.unmount(() => process.exit(0))
+    if (m.cmd === 'unmount') unmountAll()
   })
-  process.on('disconnect', () => fuse.unmount(() => process.exit(0)))
+  process.on('disconnect', unmountAll)
 }

@@ -2,12 +2,16 @@
 // npm postinstall for Nexus (package.json runs `node scripts/postinstall.mjs`).
 //
 // 1. Applies patches/ with patch-package (fuse-native+2.2.6.patch: caller
-//    identity, big_writes, nanosecond times, 64-bit st_ino; see
-//    native-notes/fuse-native.md).
+//    identity, big_writes, nanosecond times, 64-bit st_ino, paged readdir,
+//    create flags, 64-bit statfs; see native-notes/fuse-native.md). When
+//    node_modules/fuse-native carries an older version of the patch (its
+//    nexus_patch_version differs), the files the patch touches are first
+//    restored from the pristine package (npm pack, normally from npm's cache).
 // 2. Deletes fuse-native's stock prebuilds, so node-gyp-build can never fall
 //    back to an unpatched binary, and rebuilds fuse-native from source with
 //    node-gyp into build/Release/fuse.node. Skipped when build/nexus-build.json
-//    says the same sources were already built for this Node ABI.
+//    says the same sources, patch file and patch version were already built
+//    for this Node ABI.
 // 3. Loads better-sqlite3 and the patched fuse-native in a child process and
 //    checks the patch marker (binding.nexus_patch_version).
 //
@@ -19,6 +23,7 @@
 import { spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import fs from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -26,7 +31,10 @@ const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const FUSE_DIR = path.join(REPO, 'node_modules', 'fuse-native')
 const BINARY = path.join(FUSE_DIR, 'build', 'Release', 'fuse.node')
 const STAMP = path.join(FUSE_DIR, 'build', 'nexus-build.json')
-const EXPECTED_PATCH_VERSION = 1
+const PATCH_FILE = path.join(REPO, 'patches', 'fuse-native+2.2.6.patch')
+// Must equal nexus_patch_version in the patched fuse-native.c and
+// NEXUS_PATCH_VERSION in the patched index.js (bump all three together).
+const EXPECTED_PATCH_VERSION = 2
 
 const log = msg => console.log(`nexus postinstall: ${msg}`)
 
@@ -49,9 +57,22 @@ if (!fs.existsSync(path.join(FUSE_DIR, 'package.json'))) fail('node_modules/fuse
 const patchPackage = path.join(REPO, 'node_modules', 'patch-package', 'index.js')
 if (!fs.existsSync(patchPackage)) fail('patch-package is not installed (it is a devDependency)', 'run npm install without --omit=dev')
 {
-  const r = run(process.execPath, [patchPackage, '--error-on-fail'])
+  let r = run(process.execPath, [patchPackage, '--error-on-fail'])
   if (!r.ok) {
-    fail('patch-package could not apply patches/ (fuse-native was probably patched with an older version of the patch)',
+    // A node_modules kept from before a patch change still carries the old
+    // patch, which the new one does not apply on top of: put back the pristine
+    // files, then apply again.
+    const inTree = patchVersionInTree()
+    if (inTree !== EXPECTED_PATCH_VERSION) {
+      log(`node_modules/fuse-native carries ${inTree === null ? 'an unknown edit' : 'version ' + inTree + ' of the patch'}; ` +
+        `restoring the files the patch touches from the pristine package, then applying version ${EXPECTED_PATCH_VERSION}`)
+      const problem = restorePristine()
+      if (problem) log(`could not restore the pristine files: ${problem}`)
+      else r = run(process.execPath, [patchPackage, '--error-on-fail'])
+    }
+  }
+  if (!r.ok) {
+    fail('patch-package could not apply patches/ (node_modules/fuse-native has edits the patch does not expect)',
       'rm -rf node_modules/fuse-native && npm install', r.out)
   }
   const applied = r.out.split('\n').filter(l => /@\d/.test(l)).map(l => l.trim())
@@ -67,6 +88,8 @@ const sources = ['fuse-native.c', 'binding.gyp', 'semaphore.h']
   .map(f => fs.readFileSync(path.join(FUSE_DIR, f)))
 const stampWanted = JSON.stringify({
   sources: createHash('sha256').update(Buffer.concat(sources)).digest('hex'),
+  patch: createHash('sha256').update(fs.readFileSync(PATCH_FILE)).digest('hex'), // any change to the patch rebuilds
+  patchVersion: EXPECTED_PATCH_VERSION,
   node: process.versions.modules,
   napi: process.versions.napi,
   arch: process.arch
@@ -131,6 +154,32 @@ if (!has('fusermount') && !has('fusermount3')) {
 log(`ok: better-sqlite3 and patched fuse-native (nexus_patch_version ${got.marker}, ${path.relative(REPO, got.where)}) load`)
 
 // ---------------------------------------------------------------- helpers
+
+function patchVersionInTree () {
+  const m = /nexus_patch_version = (\d+);/.exec(fs.readFileSync(path.join(FUSE_DIR, 'fuse-native.c'), 'utf8'))
+  return m ? Number(m[1]) : null
+}
+
+// Copies the files that the patch touches from the pristine package
+// (`npm pack fuse-native@<installed version>`) over node_modules/fuse-native.
+// Returns null, or what went wrong.
+function restorePristine () {
+  const version = JSON.parse(fs.readFileSync(path.join(FUSE_DIR, 'package.json'), 'utf8')).version
+  const files = [...fs.readFileSync(PATCH_FILE, 'utf8').matchAll(/^diff --git a\/node_modules\/fuse-native\/(\S+) /gm)].map(m => m[1])
+  if (!files.length) return `no node_modules/fuse-native files named in ${path.relative(REPO, PATCH_FILE)}`
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nexus-fuse-native-'))
+  try {
+    const pack = spawnSync('npm', ['pack', `fuse-native@${version}`, '--json', '--pack-destination', dir], { cwd: dir, encoding: 'utf8' })
+    let tgz
+    try { tgz = JSON.parse(pack.stdout)[0].filename } catch { return `npm pack fuse-native@${version} failed: ${(pack.stderr || '').trim().split('\n').pop()}` }
+    const untar = run('tar', ['-xzf', path.join(dir, tgz), '-C', dir, ...files.map(f => 'package/' + f)])
+    if (!untar.ok) return `tar: ${untar.out.trim()}`
+    for (const f of files) fs.copyFileSync(path.join(dir, 'package', f), path.join(FUSE_DIR, f))
+    return null
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+}
 
 function findNodeGyp () {
   const candidates = [
