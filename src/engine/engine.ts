@@ -18,7 +18,9 @@ import { ChunkReader } from './chunk-reader.js';
 import { DirtyFile, readCommitted, type StagingMeta } from './dirty-file.js';
 import { MemoryFile } from './memory-file.js';
 import { Journal, type JournalRecord } from './journal.js';
-import { checkName, splitPath, PATH_MAX } from './names.js';
+import { checkName, normalizePath, splitPath, PATH_MAX } from './names.js';
+import type { EventAction } from '../meta/sqlite-registry.js';
+import type { RestoreResult } from '../meta/sqlite-tree-ops.js';
 import type { OpContext } from './credentials.js';
 import { inGroup } from './credentials.js';
 import {
@@ -374,8 +376,19 @@ export class Engine {
     const { parent, name } = await this.resolveParent(path, ctx);
     requireAccess(parent, ctx.cred, W_OK | X_OK, path);
     const m = this.newMode(parent, mode, type, ctx);
-    return this.meta.createNode(parent.ino, name, {
+    const node = await this.meta.createNode(parent.ino, name, {
       mode: m.mode, uid: ctx.cred.uid, gid: m.gid, rdev: extra.rdev ?? 0, target: extra.target ?? null, timeNs: nowNs(),
+    });
+    this.record(ctx, 'create', node.ino, path);
+    return node;
+  }
+
+  /** Session bookkeeping: what an agent session created, wrote, deleted or renamed. */
+  private record(ctx: OpContext | null, action: EventAction, ino: number, path: string, extra: { path2?: string; vidBefore?: number | null; vidAfter?: number | null } = {}): void {
+    if (!ctx?.sessionId) return;
+    this.meta.registry.recordEvent({
+      at: nowNs(), sessionId: ctx.sessionId, action, ino, path: normalizePath(path),
+      path2: extra.path2 ? normalizePath(extra.path2) : null, vidBefore: extra.vidBefore ?? null, vidAfter: extra.vidAfter ?? null,
     });
   }
 
@@ -440,6 +453,7 @@ export class Engine {
     if (isDir(victim.mode)) throw new NexusError('IS_A_DIRECTORY', `Is a directory: ${path}`);
     requireMayDelete(parent, victim, ctx.cred, path);
     const after = await this.meta.unlink(parent.ino, name, { dir: false }, nowNs());
+    this.record(ctx, 'delete', victim.ino, path, { vidBefore: victim.vid });
     await this.maybeDrop(after);
   }
 
@@ -453,6 +467,7 @@ export class Engine {
     if (!isDir(victim.mode)) throw new NexusError('NOT_A_DIRECTORY', `Not a directory: ${path}`);
     requireMayDelete(parent, victim, ctx.cred, path);
     const after = await this.meta.unlink(parent.ino, name, { dir: true }, nowNs());
+    this.record(ctx, 'delete', victim.ino, path);
     await this.maybeDrop(after);
   }
 
@@ -468,6 +483,8 @@ export class Engine {
     // Moving a directory to a new parent rewrites its '..': needs write on it.
     if (isDir(moving.mode) && src.parent.ino !== dst.parent.ino) requireAccess(moving, ctx.cred, W_OK, from);
     const result = await this.meta.rename(src.parent.ino, src.name, dst.parent.ino, dst.name, nowNs());
+    if (result.replaced) this.record(ctx, 'delete', result.replaced.ino, to, { vidBefore: result.replaced.vid });
+    this.record(ctx, 'rename', moving.ino, from, { path2: to });
     if (result.replaced) await this.maybeDrop(result.replaced);
   }
 
@@ -764,6 +781,7 @@ export class Engine {
       { size: df.size, chunks, mtimeNs: df.mtimeNs, ctimeNs: df.ctimeNs, principal: writer?.principal ?? null, sessionId: writer?.sessionId ?? null, jseq },
       { durable: opts.durable },
     );
+    if (writer?.sessionId) this.record(writer, 'write', ino, (await this.meta.pathOf(ino)) ?? `<inode ${ino}>`, { vidBefore: df.baseVid, vidAfter: vid });
     await df.committed(vid, chunks);
     if (jseq !== undefined) {
       this.journal.settled(ino, jseq);
@@ -805,6 +823,59 @@ export class Engine {
       return await this.read(fh, st.size, 0);
     } finally {
       await this.release(fh);
+    }
+  }
+
+  /**
+   * Give a file the content of an earlier version (session revert), as a new
+   * version. Pending writes are committed first, so nothing is lost unseen.
+   */
+  async restoreContent(ino: number, vid: number | null, ctx: OpContext): Promise<void> {
+    await this.locks.run(ino, async () => {
+      await this.commitLocked(ino, { durable: false });
+      const df = this.dirty.get(ino);
+      if (df) {
+        await df.closeAll();
+        this.dirty.delete(ino);
+      }
+      const version = vid === null ? undefined : await this.meta.getVersion(vid);
+      if (vid !== null && !version) throw new NexusError('NOT_FOUND', `No such version: ${vid}`);
+      const now = nowNs();
+      await this.meta.commitContent(ino, {
+        size: version?.size ?? 0, chunks: version?.chunks ?? [], mtimeNs: now, ctimeNs: now, principal: ctx.principal, sessionId: ctx.sessionId,
+      });
+    });
+  }
+
+  /** Read committed content of a given version (snapshot browsing). */
+  async readVersion(vid: number | null, size: number, position: number, length: number): Promise<Buffer> {
+    const end = Math.min(size, position + length);
+    if (end <= position) return Buffer.alloc(0);
+    const out = Buffer.allocUnsafe(end - position);
+    await readCommitted(this.reader, await this.chunksOf(vid), size, position, end - position, out, 0);
+    return out;
+  }
+
+  /**
+   * Commit every pending write under `path` (every file, for now: cheap and
+   * always correct), so a snapshot or restore sees the tree as acknowledged.
+   */
+  async flushUnder(_path: string): Promise<void> {
+    await this.flushAll();
+  }
+
+  /** A restore rewrote inodes behind the engine's back: forget cached state, drop what lost its last link. */
+  async afterRestore(r: RestoreResult): Promise<void> {
+    for (const ino of r.touched) {
+      const df = this.dirty.get(ino);
+      if (df && !df.modified) {
+        await df.closeAll();
+        this.dirty.delete(ino);
+      }
+    }
+    for (const ino of r.unlinked) {
+      const node = await this.meta.getInode(ino);
+      if (node) await this.maybeDrop(node);
     }
   }
 

@@ -8,7 +8,9 @@ import { S_IFDIR, S_IFREG } from '../meta/types.js';
 import type { Stat } from '../engine/engine.js';
 import { nowNs } from '../util/time.js';
 
-export const CONTROL_ROOT = '/.nexus';
+import { RESERVED_ROOT } from '../services/reserved.js';
+
+export const CONTROL_ROOT = RESERVED_ROOT;
 /** Control nodes get inode numbers far above the store's (glibc hides d_ino 0 entries). */
 const CONTROL_INO_BASE = 2 ** 48;
 /** Control handles live above engine handles so one number space serves both. */

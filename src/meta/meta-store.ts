@@ -8,6 +8,8 @@ import type { TimeNs } from '../util/time.js';
 import type {
   AttrPatch, CommitContent, DirEntry, FileVersion, Inode, NewInode, RenameResult, StoreStats,
 } from './types.js';
+import type { TreeOps } from './sqlite-tree-ops.js';
+import type { Registry } from './sqlite-registry.js';
 
 export interface ReaddirPage {
   /** Return entries whose name sorts after this one (exclusive). */
@@ -16,6 +18,11 @@ export interface ReaddirPage {
 }
 
 export interface MetaStore {
+  /** Whole-subtree operations (snapshot, restore, listing). */
+  readonly tree: TreeOps;
+  /** Workspaces, sessions and session events. */
+  readonly registry: Registry;
+
   close(): Promise<void>;
 
   getInode(ino: number): Promise<Inode | undefined>;
@@ -25,6 +32,7 @@ export interface MetaStore {
   /** The parent directory of a directory (directories have exactly one). */
   parentOf(dir: number): Promise<number | undefined>;
 
+  pathOf(ino: number): Promise<string | undefined>;
   createNode(parent: number, name: string, init: NewInode): Promise<Inode>;
   link(ino: number, parent: number, name: string, timeNs: TimeNs): Promise<Inode>;
   /** Remove one entry; for `dir` the target must be an empty directory. Returns the unlinked inode. */

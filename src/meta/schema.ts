@@ -43,7 +43,8 @@ export const MIGRATIONS: readonly string[] = [
     chunks BLOB NOT NULL,
     created INTEGER NOT NULL,
     principal TEXT,
-    session_id TEXT
+    session_id TEXT,
+    prev_vid INTEGER -- the version this one replaced (session revert)
   );
   CREATE INDEX versions_ino ON versions(ino, vid);
   CREATE INDEX versions_session ON versions(session_id) WHERE session_id IS NOT NULL;
@@ -83,6 +84,7 @@ export const MIGRATIONS: readonly string[] = [
     uid INTEGER NOT NULL,
     gid INTEGER NOT NULL,
     size INTEGER NOT NULL,
+    alloc INTEGER NOT NULL,
     mtime INTEGER NOT NULL,
     vid INTEGER,
     target TEXT,
@@ -128,6 +130,20 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (subject_type, subject_id, relation, object_type, object_id)
   ) WITHOUT ROWID;
   CREATE INDEX grants_object ON grants(object_type, object_id);
+
+  -- What each agent session did to the tree (only writes made inside a session are recorded).
+  CREATE TABLE events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at INTEGER NOT NULL,
+    session_id TEXT NOT NULL,
+    action TEXT NOT NULL, -- create | write | delete | rename
+    ino INTEGER NOT NULL,
+    path TEXT NOT NULL,
+    path2 TEXT,           -- rename destination
+    vid_before INTEGER,
+    vid_after INTEGER
+  );
+  CREATE INDEX events_session ON events(session_id, id);
 
   CREATE TABLE audit (
     id INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -8,6 +8,8 @@ import { NexusError } from '../errors.js';
 import type { TimeNs } from '../util/time.js';
 import type { MetaStore, ReaddirPage } from './meta-store.js';
 import { MIGRATIONS, SCHEMA_VERSION } from './schema.js';
+import { TreeOps } from './sqlite-tree-ops.js';
+import { Registry } from './sqlite-registry.js';
 import {
   ROOT_INO, S_IFDIR, isDir,
   type AttrPatch, type ChunkRef, type CommitContent, type DirEntry, type FileVersion, type Inode,
@@ -29,9 +31,16 @@ export class SqliteMetaStore implements MetaStore {
   private readonly db: Database.Database;
   private readonly stmts: ReturnType<SqliteMetaStore['prepare']>;
 
+  /** Whole-subtree operations: snapshots, restore, listing. */
+  readonly tree: TreeOps;
+  /** Workspaces, sessions, session events. */
+  readonly registry: Registry;
+
   private constructor(db: Database.Database) {
     this.db = db;
     this.stmts = this.prepare();
+    this.tree = new TreeOps(db);
+    this.registry = new Registry(db);
   }
 
   static open(path: string, opts: SqliteMetaOptions): SqliteMetaStore {
@@ -78,6 +87,7 @@ export class SqliteMetaStore implements MetaStore {
       countEntries: db.prepare('SELECT count(*) AS n FROM dentries WHERE parent = ?'),
       hasEntries: db.prepare('SELECT 1 FROM dentries WHERE parent = ? LIMIT 1'),
       parentOf: db.prepare('SELECT parent FROM dentries WHERE ino = ? LIMIT 1'),
+      nameOf: db.prepare('SELECT parent, name FROM dentries WHERE ino = ? ORDER BY parent, name LIMIT 1'),
       insertInode: db.prepare(
         'INSERT INTO inodes (mode, uid, gid, nlink, size, rdev, atime, mtime, ctime, btime, vid, target) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)',
       ),
@@ -91,7 +101,7 @@ export class SqliteMetaStore implements MetaStore {
       addDirNlinkTouch: db.prepare('UPDATE inodes SET nlink = nlink + ?, mtime = ?, ctime = ? WHERE ino = ?'),
       setCtime: db.prepare('UPDATE inodes SET ctime = ? WHERE ino = ?'),
       insertVersion: db.prepare(
-        'INSERT INTO versions (ino, size, chunks, created, principal, session_id) VALUES (?, ?, ?, ?, ?, ?)',
+        'INSERT INTO versions (ino, size, chunks, created, principal, session_id, prev_vid) VALUES (?, ?, ?, ?, ?, ?, (SELECT vid FROM inodes WHERE ino = ?))',
       ),
       setContent: db.prepare('UPDATE inodes SET size = ?, alloc = ?, vid = ?, mtime = ?, ctime = ?, jseq = max(jseq, ?) WHERE ino = ?'),
       maxJseq: db.prepare('SELECT coalesce(max(jseq), 0) AS m FROM inodes'),
@@ -156,6 +166,20 @@ export class SqliteMetaStore implements MetaStore {
     if (dir === ROOT_INO) return ROOT_INO;
     const row = this.stmts.parentOf.get(dir) as Row | undefined;
     return row ? Number(row.parent) : undefined;
+  }
+
+  /** One path of an inode (the first link, by name order), or undefined if it has none. */
+  async pathOf(ino: number): Promise<string | undefined> {
+    const parts: string[] = [];
+    let cur = ino;
+    for (let depth = 0; cur !== ROOT_INO; depth++) {
+      if (depth > 4096) throw new NexusError('CORRUPT', 'Directory tree too deep or cyclic');
+      const row = this.stmts.nameOf.get(cur) as Row | undefined;
+      if (!row) return undefined;
+      parts.unshift(row.name as string);
+      cur = Number(row.parent);
+    }
+    return '/' + parts.join('/');
   }
 
   async createNode(parent: number, name: string, init: NewInode): Promise<Inode> {
@@ -284,7 +308,7 @@ export class SqliteMetaStore implements MetaStore {
   private commitContentTx(ino: number, c: CommitContent): number {
     return this.db.transaction(() => {
       this.mustGet(ino);
-      const info = this.stmts.insertVersion.run(ino, c.size, packChunks(c.chunks), c.mtimeNs, c.principal, c.sessionId);
+      const info = this.stmts.insertVersion.run(ino, c.size, packChunks(c.chunks), c.mtimeNs, c.principal, c.sessionId, ino);
       const vid = Number(info.lastInsertRowid);
       this.stmts.setContent.run(c.size, c.chunks.reduce((n, ch) => n + (ch.id ? ch.len : 0), 0), vid, c.mtimeNs, c.ctimeNs, c.jseq ?? 0, ino);
       return vid;

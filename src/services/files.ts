@@ -1,0 +1,103 @@
+/** Whole-file operations the SDK, CLI and server name: write, read, list, mkdir, delete, rename, stat. */
+import { NexusError } from '../errors.js';
+import type { Engine } from '../engine/engine.js';
+import type { OpContext } from '../engine/credentials.js';
+import { dirname, normalizePath } from '../engine/names.js';
+import { isDir } from '../meta/types.js';
+import type { MetaStore } from '../meta/meta-store.js';
+import { toFileInfo, type FileInfo } from './records.js';
+import { refuseReserved } from './reserved.js';
+
+export interface ListOptions {
+  recursive?: boolean;
+  /** Only files this agent session created or wrote. */
+  sessionId?: string;
+}
+
+const PAGE = 1000;
+
+export class FileService {
+  constructor(
+    private readonly engine: Engine,
+    private readonly meta: MetaStore,
+  ) {}
+
+  async write(path: string, data: Uint8Array, ctx: OpContext, opts: { parents?: boolean } = {}): Promise<FileInfo> {
+    const p = normalizePath(path);
+    refuseReserved(p);
+    if (opts.parents) await this.engine.mkdir(dirname(p), 0o777, ctx, { parents: true });
+    return toFileInfo(p, await this.engine.writeFile(p, data, ctx));
+  }
+
+  async read(path: string, ctx: OpContext): Promise<Buffer> {
+    return this.engine.readFile(normalizePath(path), ctx);
+  }
+
+  async mkdir(path: string, ctx: OpContext, opts: { parents?: boolean } = {}): Promise<FileInfo> {
+    const p = normalizePath(path);
+    refuseReserved(p);
+    return toFileInfo(p, await this.engine.mkdir(p, 0o777, ctx, { parents: !!opts.parents }));
+  }
+
+  async stat(path: string, ctx: OpContext): Promise<FileInfo> {
+    const p = normalizePath(path);
+    return toFileInfo(p, await this.engine.getattr(p, ctx));
+  }
+
+  async exists(path: string, ctx: OpContext): Promise<boolean> {
+    try {
+      await this.engine.getattr(normalizePath(path), ctx);
+      return true;
+    } catch (e) {
+      if (e instanceof NexusError && e.code === 'NOT_FOUND') return false;
+      throw e;
+    }
+  }
+
+  async rename(from: string, to: string, ctx: OpContext): Promise<void> {
+    refuseReserved(normalizePath(from));
+    refuseReserved(normalizePath(to));
+    await this.engine.rename(normalizePath(from), normalizePath(to), ctx);
+  }
+
+  /** Delete a file or symlink; a directory needs `recursive` unless it is empty. */
+  async delete(path: string, ctx: OpContext, opts: { recursive?: boolean } = {}): Promise<void> {
+    const p = normalizePath(path);
+    const st = await this.engine.getattr(p, ctx);
+    if (!isDir(st.mode)) return this.engine.unlink(p, ctx);
+    if (opts.recursive) {
+      for (;;) {
+        const page = await this.engine.readdir(p, ctx, { limit: PAGE });
+        if (page.length === 0) break;
+        for (const e of page) await this.delete(`${p === '/' ? '' : p}/${e.name}`, ctx, opts);
+      }
+    }
+    if (p !== '/') await this.engine.rmdir(p, ctx);
+  }
+
+  async list(path: string, ctx: OpContext, opts: ListOptions = {}): Promise<FileInfo[]> {
+    const root = normalizePath(path);
+    const st = await this.engine.getattr(root, ctx, true);
+    if (!isDir(st.mode)) throw new NexusError('NOT_A_DIRECTORY', `Not a directory: ${root}`);
+    let only: Set<number> | undefined;
+    if (opts.sessionId) {
+      only = new Set((await this.meta.registry.sessionEvents(opts.sessionId)).filter((e) => e.action === 'create' || e.action === 'write').map((e) => e.ino));
+    }
+    const out: FileInfo[] = [];
+    const walk = async (dir: string): Promise<void> => {
+      for (let after: string | undefined; ; ) {
+        const page = await this.engine.readdir(dir, ctx, { after, limit: PAGE });
+        for (const e of page) {
+          const p = `${dir === '/' ? '' : dir}/${e.name}`;
+          const dirEntry = isDir(e.stat.mode);
+          if (!only || (!dirEntry && only.has(e.stat.ino))) out.push(toFileInfo(p, e.stat));
+          if (dirEntry && opts.recursive) await walk(p);
+        }
+        if (page.length < PAGE) break;
+        after = page[page.length - 1]!.name;
+      }
+    };
+    await walk(root);
+    return out;
+  }
+}
