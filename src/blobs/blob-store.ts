@@ -29,6 +29,8 @@ export interface BlobStore {
   sync(ids: Iterable<BlobId>): Promise<void>;
   /** Make every blob written so far durable, as cheaply as the medium allows. */
   syncAll(): Promise<void>;
+  /** Release cached descriptors and other resources. */
+  close(): Promise<void>;
   /** Re-read a blob and check its hash. */
   verify(id: BlobId): Promise<'ok' | 'missing' | 'corrupt'>;
 }

@@ -197,6 +197,15 @@ export class LocalBlobStore implements BlobStore {
     await execFileP('sync', ['-f', this.root]);
   }
 
+  async close(): Promise<void> {
+    const entries = [...this.fds.values()];
+    this.fds.clear();
+    for (const e of entries) {
+      e.evicted = true;
+      if (e.users === 0) await e.fh.then((fh) => fh.close()).catch(() => {});
+    }
+  }
+
   async verify(id: BlobId): Promise<'ok' | 'missing' | 'corrupt'> {
     try {
       await this.get(id);

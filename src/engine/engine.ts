@@ -18,7 +18,7 @@ import { ChunkReader } from './chunk-reader.js';
 import { DirtyFile, readCommitted, type StagingMeta } from './dirty-file.js';
 import { MemoryFile } from './memory-file.js';
 import { Journal, type JournalRecord } from './journal.js';
-import { checkName, normalizePath, splitPath, PATH_MAX } from './names.js';
+import { checkName, dirname, normalizePath, parsePath, splitPath, PATH_MAX } from './names.js';
 import type { EventAction } from '../meta/sqlite-registry.js';
 import type { RestoreResult } from '../meta/sqlite-tree-ops.js';
 import type { OpContext } from './credentials.js';
@@ -76,6 +76,24 @@ const MAX_SYMLINKS = 40;
 const MAX_MEMORY_FILES = 256;
 const JOURNAL_COMPACT_BYTES = 8 * 1024 * 1024;
 
+/** Operations that name a new or removed entry: they differ in the errno for `.`/`..` as the name. */
+type NamingOp = 'mkdir' | 'rmdir' | 'unlink' | 'create' | 'link' | 'rename';
+
+function dotError(op: NamingOp, last: string, path: string): NexusError {
+  switch (op) {
+    case 'mkdir':
+    case 'link':
+      return new NexusError('ALREADY_EXISTS', `Already exists: ${path}`);
+    case 'unlink':
+    case 'create':
+      return new NexusError('IS_A_DIRECTORY', `Is a directory: ${path}`);
+    case 'rmdir':
+      return last === '..' || last === '/' ? new NexusError('NOT_EMPTY', `Directory not empty: ${path}`) : new NexusError('INVALID_ARGUMENT', `Cannot remove '.': ${path}`);
+    case 'rename':
+      return new NexusError('BUSY', `Cannot rename '${last}': ${path}`);
+  }
+}
+
 /** Uncommitted changes of one file: in memory (small) or in staging files. */
 type Pending = DirtyFile | MemoryFile;
 const XATTR_NAME_MAX = 255;
@@ -125,6 +143,7 @@ export class Engine {
     const byIno = new Map<number, { meta?: StagingMeta; chunks: number[] }>();
     for (const name of await fsp.readdir(this.opts.stagingDir)) {
       const m = /^(\d+)\.(meta|\d+)$/.exec(name);
+      if (name === 'journal') continue;
       if (!m) {
         await fsp.rm(`${this.opts.stagingDir}/${name}`, { force: true });
         continue;
@@ -196,7 +215,8 @@ export class Engine {
     this.closed = true;
     clearInterval(this.syncTimer);
     for (const df of this.dirty.values()) await df.closeAll();
-    this.journal?.close();
+    this.journal?.closeAndRemove();
+    await this.blobs.close();
     await this.meta.close();
   }
 
@@ -220,7 +240,11 @@ export class Engine {
 
   /** Resolve a path to its inode. `follow`: follow a symlink in the last component. */
   async resolve(path: string, ctx: OpContext, follow = false): Promise<Inode> {
-    return this.walk(ROOT_INO, splitPath(path), ctx, follow, { links: 0 });
+    const p = parsePath(path);
+    // A trailing slash names a directory: follow a final symlink, refuse anything else.
+    const node = await this.walk(ROOT_INO, p.parts, ctx, follow || p.mustBeDir, { links: 0 });
+    if (p.mustBeDir && !isDir(node.mode)) throw new NexusError('NOT_A_DIRECTORY', `Not a directory: ${path}`);
+    return node;
   }
 
   private async walk(start: number, parts: string[], ctx: OpContext, follow: boolean, budget: { links: number }): Promise<Inode> {
@@ -245,15 +269,25 @@ export class Engine {
     return cur;
   }
 
-  /** Resolve the directory that holds the last component, and check that component as a name. */
-  private async resolveParent(path: string, ctx: OpContext): Promise<{ parent: Inode; name: string }> {
-    const parts = splitPath(path);
+  /**
+   * Resolve the directory that holds the last component, and check that
+   * component as a name. `.` or `..` as the last component gets the errno
+   * Linux gives for the operation (`op`).
+   */
+  private async resolveParent(path: string, ctx: OpContext, op: NamingOp): Promise<{ parent: Inode; name: string; mustBeDir: boolean }> {
+    const p = parsePath(path);
+    if (p.last === '.' || p.last === '..') {
+      // Make ENOENT/ENOTDIR on the way win, as the kernel's walk does.
+      await this.walk(ROOT_INO, p.parts, ctx, true, { links: 0 });
+      throw dotError(op, p.last, path);
+    }
+    const parts = [...p.parts];
     const name = parts.pop();
-    if (name === undefined) throw new NexusError('BUSY', 'The root directory cannot be used here');
+    if (name === undefined) throw dotError(op, '/', path);
     checkName(name);
     const parent = await this.walk(ROOT_INO, parts, ctx, true, { links: 0 });
     if (!isDir(parent.mode)) throw new NexusError('NOT_A_DIRECTORY', `Not a directory: ${path}`);
-    return { parent, name };
+    return { parent, name, mustBeDir: p.mustBeDir };
   }
 
   private async mustInode(ino: number): Promise<Inode> {
@@ -373,7 +407,14 @@ export class Engine {
   }
 
   private async createIn(path: string, type: number, mode: number, ctx: OpContext, extra: { rdev?: number; target?: string } = {}): Promise<Inode> {
-    const { parent, name } = await this.resolveParent(path, ctx);
+    const op: NamingOp = type === S_IFDIR ? 'mkdir' : type === S_IFREG && extra.target === undefined ? 'create' : 'link';
+    const { parent, name, mustBeDir } = await this.resolveParent(path, ctx, op);
+    if (mustBeDir && type !== S_IFDIR) {
+      const existing = await this.meta.lookup(parent.ino, name);
+      if (op === 'create' && (!existing || isDir(existing.mode))) throw new NexusError('IS_A_DIRECTORY', `Is a directory: ${path}`);
+      if (existing) throw new NexusError(isDir(existing.mode) ? 'ALREADY_EXISTS' : 'NOT_A_DIRECTORY', `${path}`);
+      throw new NexusError('NOT_FOUND', `No such file or directory: ${path}`);
+    }
     requireAccess(parent, ctx.cred, W_OK | X_OK, path);
     const m = this.newMode(parent, mode, type, ctx);
     const node = await this.meta.createNode(parent.ino, name, {
@@ -397,11 +438,13 @@ export class Engine {
       const parts = splitPath(path).filter((p) => p !== '..');
       let cur = '';
       let last: Inode | undefined;
-      for (const p of parts) {
+      for (const [i, p] of parts.entries()) {
         cur += '/' + p;
         try {
           last = await this.resolve(cur, ctx, true);
-          if (!isDir(last.mode)) throw new NexusError('NOT_A_DIRECTORY', `Not a directory: ${cur}`);
+          if (!isDir(last.mode)) {
+            throw new NexusError(i === parts.length - 1 ? 'ALREADY_EXISTS' : 'NOT_A_DIRECTORY', `${i === parts.length - 1 ? 'Already exists' : 'Not a directory'}: ${cur}`);
+          }
         } catch (e) {
           if (!(e instanceof NexusError) || e.code !== 'NOT_FOUND') throw e;
           try {
@@ -441,16 +484,18 @@ export class Engine {
   async link(existing: string, newPath: string, ctx: OpContext): Promise<Stat> {
     const node = await this.resolve(existing, ctx, false);
     if (isDir(node.mode)) throw new NexusError('NOT_PERMITTED', `Hard links to directories are not allowed: ${existing}`);
-    const { parent, name } = await this.resolveParent(newPath, ctx);
+    const { parent, name, mustBeDir } = await this.resolveParent(newPath, ctx, 'link');
+    if (mustBeDir) throw new NexusError((await this.meta.lookup(parent.ino, name)) ? 'ALREADY_EXISTS' : 'NOT_FOUND', newPath);
     requireAccess(parent, ctx.cred, W_OK | X_OK, newPath);
     return this.statOf(await this.meta.link(node.ino, parent.ino, name, nowNs()));
   }
 
   async unlink(path: string, ctx: OpContext): Promise<void> {
-    const { parent, name } = await this.resolveParent(path, ctx);
+    const { parent, name, mustBeDir } = await this.resolveParent(path, ctx, 'unlink');
     const victim = await this.meta.lookup(parent.ino, name);
     if (!victim) throw new NexusError('NOT_FOUND', `No such file or directory: ${path}`);
     if (isDir(victim.mode)) throw new NexusError('IS_A_DIRECTORY', `Is a directory: ${path}`);
+    if (mustBeDir) throw new NexusError('NOT_A_DIRECTORY', `Not a directory: ${path}`);
     requireMayDelete(parent, victim, ctx.cred, path);
     const after = await this.meta.unlink(parent.ino, name, { dir: false }, nowNs());
     this.record(ctx, 'delete', victim.ino, path, { vidBefore: victim.vid });
@@ -458,10 +503,8 @@ export class Engine {
   }
 
   async rmdir(path: string, ctx: OpContext): Promise<void> {
-    const parts = splitPath(path);
-    if (parts.length === 0) throw new NexusError('BUSY', 'Cannot remove the root directory');
-    if (parts[parts.length - 1] === '..') throw new NexusError('NOT_EMPTY', `Directory not empty: ${path}`);
-    const { parent, name } = await this.resolveParent(path, ctx);
+    if (splitPath(path).length === 0) throw new NexusError('BUSY', 'Cannot remove the root directory');
+    const { parent, name } = await this.resolveParent(path, ctx, 'rmdir');
     const victim = await this.meta.lookup(parent.ino, name);
     if (!victim) throw new NexusError('NOT_FOUND', `No such file or directory: ${path}`);
     if (!isDir(victim.mode)) throw new NexusError('NOT_A_DIRECTORY', `Not a directory: ${path}`);
@@ -472,10 +515,11 @@ export class Engine {
   }
 
   async rename(from: string, to: string, ctx: OpContext): Promise<void> {
-    const src = await this.resolveParent(from, ctx);
-    const dst = await this.resolveParent(to, ctx);
+    const src = await this.resolveParent(from, ctx, 'rename');
+    const dst = await this.resolveParent(to, ctx, 'rename');
     const moving = await this.meta.lookup(src.parent.ino, src.name);
     if (!moving) throw new NexusError('NOT_FOUND', `No such file or directory: ${from}`);
+    if ((src.mustBeDir || dst.mustBeDir) && !isDir(moving.mode)) throw new NexusError('NOT_A_DIRECTORY', `Not a directory: ${src.mustBeDir ? from : to}`);
     requireMayDelete(src.parent, moving, ctx.cred, from);
     requireAccess(dst.parent, ctx.cred, W_OK | X_OK, to);
     const existing = await this.meta.lookup(dst.parent.ino, dst.name);
@@ -575,7 +619,7 @@ export class Engine {
   }
 
   /** open(2) with O_CREAT: creates the file if needed (O_EXCL: must not exist). */
-  async create(path: string, flags: number, mode: number, ctx: OpContext): Promise<{ fh: number; stat: Stat }> {
+  async create(path: string, flags: number, mode: number, ctx: OpContext, linkDepth = 0): Promise<{ fh: number; stat: Stat }> {
     let node: Inode;
     try {
       node = await this.createIn(path, S_IFREG, mode, ctx);
@@ -584,7 +628,15 @@ export class Engine {
     } catch (e) {
       if (!(e instanceof NexusError) || e.code !== 'ALREADY_EXISTS' || flags & fsc.O_EXCL) throw e;
     }
-    node = await this.resolve(path, ctx, true);
+    // open(O_CREAT) through a symlink creates its target if that is missing.
+    const entry = await this.resolve(path, ctx, false);
+    if (isLnk(entry.mode)) {
+      if (linkDepth >= MAX_SYMLINKS) throw new NexusError('SYMLINK_LOOP');
+      const target = entry.target ?? '';
+      const targetPath = target.startsWith('/') ? target : `${dirname(path)}/${target}`;
+      return this.create(targetPath, flags, mode, ctx, linkDepth + 1);
+    }
+    node = entry;
     const fh = await this.openInode(node, flags & ~fsc.O_CREAT, ctx, path);
     return { fh, stat: this.statOf(await this.mustInode(node.ino)) };
   }

@@ -8,7 +8,7 @@
  *
  * Record: magic u32 | crc u32 (of the rest) | seq f64 | ino f64 | kind u8 | offset f64 | len u32 | data
  */
-import { promises as fsp, openSync, writeSync, closeSync, fstatSync, ftruncateSync, fdatasyncSync } from 'node:fs';
+import { promises as fsp, openSync, writeSync, closeSync, fstatSync, ftruncateSync, fdatasyncSync, rmSync } from 'node:fs';
 import { crc32 } from 'node:zlib';
 
 const MAGIC = 0x4e584a31; // "NXJ1"
@@ -83,6 +83,13 @@ export class Journal {
   close(): void {
     if (this.fd >= 0) closeSync(this.fd);
     this.fd = -1;
+  }
+
+  /** Clean shutdown with every record settled: leave no journal behind. */
+  closeAndRemove(): void {
+    const settled = this.live.size === 0;
+    this.close();
+    if (settled) rmSync(this.path, { force: true });
   }
 }
 

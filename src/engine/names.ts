@@ -11,11 +11,28 @@ export function checkName(name: string): void {
   if (Buffer.byteLength(name) > NAME_MAX) throw new NexusError('NAME_TOO_LONG', `File name longer than ${NAME_MAX} bytes`);
 }
 
+export interface ParsedPath {
+  /** Components to walk: `.` dropped, `..` kept (the resolver never goes above /). */
+  parts: string[];
+  /** The last component as written, `.` and `..` included ('' for /). */
+  last: string;
+  /** Ends in `/` (or `/.`, `/..`): the path must name a directory. */
+  mustBeDir: boolean;
+}
+
+export function parsePath(path: string): ParsedPath {
+  const parts = splitPath(path);
+  const raw = path.split('/').filter((p) => p !== '');
+  const last = raw[raw.length - 1] ?? '';
+  return { parts, last, mustBeDir: path.length > 1 && (path.endsWith('/') || last === '.' || last === '..') };
+}
+
 /**
  * Split an absolute path into components. `.` components are dropped; `..`
  * is kept for the resolver, which walks it within the tree (never above /).
  */
 export function splitPath(path: string): string[] {
+  if (path === '') throw new NexusError('NOT_FOUND', 'Empty path');
   if (typeof path !== 'string' || !path.startsWith('/')) {
     throw new NexusError('INVALID_ARGUMENT', `Paths must be absolute: ${String(path)}`);
   }

@@ -1,8 +1,17 @@
 /** Times are bigint nanoseconds since the epoch everywhere inside Nexus (ext4 precision). */
 export type TimeNs = bigint;
 
+// Wall clock at start-up plus the monotonic clock since: nanosecond
+// resolution, and never backwards (Date.now() and hrtime are not aligned).
+const wallAtStart = BigInt(Date.now()) * 1_000_000n;
+const hrAtStart = process.hrtime.bigint();
+let last = 0n;
+
 export function nowNs(): TimeNs {
-  return BigInt(Date.now()) * 1_000_000n + (process.hrtime.bigint() % 1_000_000n);
+  let t = wallAtStart + (process.hrtime.bigint() - hrAtStart);
+  if (t <= last) t = last + 1n;
+  last = t;
+  return t;
 }
 
 export function nsToDate(t: TimeNs): Date {
