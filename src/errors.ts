@@ -101,3 +101,53 @@ export function fromSystemError(e: unknown): NexusError {
   err.cause = e;
   return err;
 }
+
+/*
+ * Typed error classes, for SDK users: `catch (e) { if (e instanceof
+ * PermissionError) ... }`. Each catalog code belongs to one class; `typed()`
+ * turns any NexusError (local, or rebuilt from a server's JSON) into its class.
+ */
+export class PermissionError extends NexusError {}
+export class AuthenticationError extends PermissionError {}
+export class NotFoundError extends NexusError {}
+export class ConflictError extends NexusError {}
+export class InvalidArgumentError extends NexusError {}
+
+const CLASS_OF: Partial<Record<ErrorCode, new (code: ErrorCode, message?: string, details?: Record<string, unknown>) => NexusError>> = {
+  PERMISSION_DENIED: PermissionError,
+  NOT_PERMITTED: PermissionError,
+  READ_ONLY: PermissionError,
+  UNAUTHENTICATED: AuthenticationError,
+  NOT_FOUND: NotFoundError,
+  NO_ATTRIBUTE: NotFoundError,
+  ALREADY_EXISTS: ConflictError,
+  CONFLICT: ConflictError,
+  NOT_EMPTY: ConflictError,
+  BUSY: ConflictError,
+  LOCKED: ConflictError,
+  INVALID_ARGUMENT: InvalidArgumentError,
+  NAME_TOO_LONG: InvalidArgumentError,
+  NOT_A_DIRECTORY: InvalidArgumentError,
+  IS_A_DIRECTORY: InvalidArgumentError,
+  SYMLINK_LOOP: InvalidArgumentError,
+  RANGE: InvalidArgumentError,
+  VALUE_TOO_BIG: InvalidArgumentError,
+  FILE_TOO_BIG: InvalidArgumentError,
+  PAYLOAD_TOO_LARGE: InvalidArgumentError,
+  CROSS_DEVICE: InvalidArgumentError,
+  BAD_HANDLE: InvalidArgumentError,
+};
+
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === 'string' && Object.hasOwn(ERRORS, code);
+}
+
+/** The typed class instance for an error (unknown errors become INTERNAL). */
+export function typed(e: unknown): NexusError {
+  const err = e instanceof NexusError ? e : fromSystemError(e);
+  const Cls = CLASS_OF[err.code] ?? NexusError;
+  if (err.constructor === Cls) return err;
+  const out = new Cls(err.code, err.message, err.details);
+  if (err.stack && (err.code === 'INTERNAL' || err.code === 'CORRUPT')) out.stack = err.stack;
+  return out;
+}

@@ -205,7 +205,22 @@ export function buildOps(engine: Engine, control: ControlFiles): Record<string, 
     utimens: (path, atime, mtime, cb) =>
       reply('utimens', path, cb, async () => {
         if (isControl(path)) control.refuse(path);
-        await engine.utimens(path, times(atime), times(mtime), ctx());
+        const c = ctx();
+        let a = times(atime);
+        let m = times(mtime);
+        // The patched binding resolves UTIME_NOW to a timestamp, so "touch to
+        // now" (allowed to anyone with write access) arrives looking like
+        // explicit times (owner only). With default_permissions the kernel has
+        // already refused explicit times from anyone but the owner or root, so
+        // a request from another user can only be a UTIME_NOW: say so.
+        if (c.cred.uid !== 0 && (a !== 'omit' || m !== 'omit')) {
+          const st = await engine.getattr(path, c);
+          if (st.uid !== c.cred.uid) {
+            if (a !== 'omit') a = 'now';
+            if (m !== 'omit') m = 'now';
+          }
+        }
+        await engine.utimens(path, a, m, c);
         return [];
       }),
 

@@ -1,0 +1,51 @@
+/**
+ * The operations the SDK, the CLI and the HTTP server share, as one
+ * transport-neutral interface with JSON-able arguments and results. Two
+ * implementations: LocalApi (services in this process) and HttpApi (a Nexus
+ * server over TCP, or a mount daemon over its unix socket).
+ */
+import type {
+  Diff, FileInfo, RestoreReport, RevertReport, Session, SessionChanges, Snapshot, Workspace,
+} from '../services/records.js';
+
+/** Per-call context: the agent session a write belongs to. */
+export interface CallContext {
+  sessionId?: string | null;
+}
+
+export interface Api {
+  // files
+  write(path: string, data: Uint8Array, opts: { parents?: boolean }, c: CallContext): Promise<FileInfo>;
+  read(path: string, c: CallContext): Promise<Buffer>;
+  mkdir(path: string, opts: { parents?: boolean }, c: CallContext): Promise<FileInfo>;
+  list(path: string, opts: { recursive?: boolean; sessionId?: string }, c: CallContext): Promise<FileInfo[]>;
+  stat(path: string, c: CallContext): Promise<FileInfo>;
+  exists(path: string, c: CallContext): Promise<boolean>;
+  delete(path: string, opts: { recursive?: boolean }, c: CallContext): Promise<void>;
+  rename(from: string, to: string, c: CallContext): Promise<void>;
+
+  // workspaces
+  workspaceCreate(path: string, metadata: Record<string, unknown>, c: CallContext): Promise<Workspace>;
+  workspaceList(c: CallContext): Promise<Workspace[]>;
+  workspaceInfo(path: string, c: CallContext): Promise<Workspace>;
+  workspaceDelete(path: string, c: CallContext): Promise<void>;
+
+  // snapshots
+  snapshotCreate(path: string, opts: { name?: string | null; metadata?: Record<string, unknown> }, c: CallContext): Promise<Snapshot>;
+  snapshotList(path: string | undefined, c: CallContext): Promise<Snapshot[]>;
+  snapshotGet(snapshotId: string, c: CallContext): Promise<Snapshot>;
+  snapshotDelete(snapshotId: string, c: CallContext): Promise<void>;
+  snapshotDiff(from: string, to: string | undefined, c: CallContext): Promise<Diff>;
+  snapshotRestore(path: string, snapshotId: string, c: CallContext): Promise<RestoreReport>;
+
+  // sessions
+  sessionCreate(agentId: string, metadata: Record<string, unknown>, c: CallContext): Promise<Session>;
+  sessionGet(sessionId: string, c: CallContext): Promise<Session>;
+  sessionList(opts: { agentId?: string }, c: CallContext): Promise<Session[]>;
+  sessionEnd(sessionId: string, c: CallContext): Promise<Session>;
+  sessionFiles(sessionId: string, c: CallContext): Promise<FileInfo[]>;
+  sessionChanges(sessionId: string, c: CallContext): Promise<SessionChanges>;
+  sessionRevert(sessionId: string, opts: { force?: boolean }, c: CallContext): Promise<RevertReport>;
+
+  close(): Promise<void>;
+}

@@ -1,0 +1,103 @@
+/** Api over services in this process (embedded SDK, CLI without a daemon, the server's handlers). */
+import type { OpContext } from '../engine/credentials.js';
+import type { Services } from '../services/services.js';
+import type { Api, CallContext } from './api.js';
+
+export class LocalApi implements Api {
+  constructor(
+    private readonly services: Services,
+    /** Who is calling: identity for permission checks and the principal recorded on writes. */
+    private readonly base: OpContext,
+    private readonly onClose: () => Promise<void> = async () => {},
+  ) {}
+
+  /** The caller's context for one call; a session id must name an active session. */
+  private async ctx(c: CallContext): Promise<OpContext> {
+    if (!c.sessionId) return this.base;
+    await this.services.sessions.requireActive(c.sessionId);
+    return { ...this.base, sessionId: c.sessionId };
+  }
+
+  async write(path: string, data: Uint8Array, opts: { parents?: boolean }, c: CallContext) {
+    return this.services.files.write(path, data, await this.ctx(c), opts);
+  }
+  async read(path: string, c: CallContext) {
+    return this.services.files.read(path, await this.ctx(c));
+  }
+  async mkdir(path: string, opts: { parents?: boolean }, c: CallContext) {
+    return this.services.files.mkdir(path, await this.ctx(c), opts);
+  }
+  async list(path: string, opts: { recursive?: boolean; sessionId?: string }, c: CallContext) {
+    return this.services.files.list(path, await this.ctx(c), opts);
+  }
+  async stat(path: string, c: CallContext) {
+    return this.services.files.stat(path, await this.ctx(c));
+  }
+  async exists(path: string, c: CallContext) {
+    return this.services.files.exists(path, await this.ctx(c));
+  }
+  async delete(path: string, opts: { recursive?: boolean }, c: CallContext) {
+    return this.services.files.delete(path, await this.ctx(c), opts);
+  }
+  async rename(from: string, to: string, c: CallContext) {
+    return this.services.files.rename(from, to, await this.ctx(c));
+  }
+
+  async workspaceCreate(path: string, metadata: Record<string, unknown>, c: CallContext) {
+    return this.services.workspaces.create(path, metadata, await this.ctx(c));
+  }
+  async workspaceList(_c: CallContext) {
+    return this.services.workspaces.list();
+  }
+  async workspaceInfo(path: string, _c: CallContext) {
+    return this.services.workspaces.info(path);
+  }
+  async workspaceDelete(path: string, c: CallContext) {
+    return this.services.workspaces.delete(path, await this.ctx(c));
+  }
+
+  async snapshotCreate(path: string, opts: { name?: string | null; metadata?: Record<string, unknown> }, c: CallContext) {
+    return this.services.snapshots.create(path, opts, await this.ctx(c));
+  }
+  async snapshotList(path: string | undefined, _c: CallContext) {
+    return this.services.snapshots.list(path);
+  }
+  async snapshotGet(snapshotId: string, _c: CallContext) {
+    return this.services.snapshots.get(snapshotId);
+  }
+  async snapshotDelete(snapshotId: string, _c: CallContext) {
+    return this.services.snapshots.delete(snapshotId);
+  }
+  async snapshotDiff(from: string, to: string | undefined, c: CallContext) {
+    return this.services.snapshots.diff(from, to, await this.ctx(c));
+  }
+  async snapshotRestore(path: string, snapshotId: string, c: CallContext) {
+    return this.services.snapshots.restore(path, snapshotId, await this.ctx(c));
+  }
+
+  async sessionCreate(agentId: string, metadata: Record<string, unknown>, c: CallContext) {
+    return this.services.sessions.create(agentId, metadata, await this.ctx(c));
+  }
+  async sessionGet(sessionId: string, _c: CallContext) {
+    return this.services.sessions.get(sessionId);
+  }
+  async sessionList(opts: { agentId?: string }, _c: CallContext) {
+    return this.services.sessions.list(opts);
+  }
+  async sessionEnd(sessionId: string, _c: CallContext) {
+    return this.services.sessions.end(sessionId);
+  }
+  async sessionFiles(sessionId: string, c: CallContext) {
+    return this.services.sessions.writtenFiles(sessionId, await this.ctx(c));
+  }
+  async sessionChanges(sessionId: string, _c: CallContext) {
+    return this.services.sessions.changes(sessionId);
+  }
+  async sessionRevert(sessionId: string, opts: { force?: boolean }, c: CallContext) {
+    return this.services.sessions.revert(sessionId, opts, await this.ctx({ ...c, sessionId: null }));
+  }
+
+  async close(): Promise<void> {
+    await this.onClose();
+  }
+}
