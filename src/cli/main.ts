@@ -8,6 +8,7 @@ import { failAndExit, printJson, printTable } from './output.js';
 import { progress } from './progress.js';
 import { mountCommand, unmountCommand } from './mount-commands.js';
 import { readDaemonInfo } from '../fuse/daemon.js';
+import { fileCommands, sessionCommands, workspaceCommands } from './data-commands.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -74,7 +75,7 @@ async function runFsck(a: Common): Promise<void> {
 }
 
 export async function main(argv: string[]): Promise<void> {
-  await yargs(argv)
+  await fileCommands(yargs(argv))
     .scriptName('nexus')
     .usage('$0 <command> [options]')
     .command('mount <dir>', 'Mount Nexus at <dir> (detaches unless --foreground)', (y) =>
@@ -87,6 +88,8 @@ export async function main(argv: string[]): Promise<void> {
     .command('unmount <dir>', 'Commit pending writes and unmount <dir>', (y) =>
       y.positional('dir', { type: 'string', demandOption: true }),
       (a) => unmountCommand({ dir: a.dir as string }))
+    .command('workspace', 'Workspaces and their snapshots: create|list|info|delete|snapshot|snapshots|diff|restore', (y) => workspaceCommands(y))
+    .command('session', 'Agent sessions: create|list|show|end|files|diff|revert', (y) => sessionCommands(y))
     .command('status', 'Show what a data directory holds and who serves it', (y) => common(y), (a) => status(a as unknown as Common))
     .command('fsck', 'Check that every referenced blob exists and matches its hash', (y) => common(y), (a) => runFsck(a as unknown as Common))
     .demandCommand(1, 'Name a command (see --help)')

@@ -5,7 +5,7 @@ export function printJson(value: unknown): void {
   process.stdout.write(JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2) + '\n');
 }
 
-export function printTable(rows: Record<string, unknown>[], columns: string[]): void {
+export function printTable<T extends object>(rows: readonly T[], columns: (keyof T & string)[]): void {
   if (rows.length === 0) {
     process.stdout.write('(none)\n');
     return;
@@ -17,10 +17,10 @@ export function printTable(rows: Record<string, unknown>[], columns: string[]): 
   for (const r of rows) process.stdout.write(line(columns.map((c) => cell(r[c]))));
 }
 
-/** Exit codes: 1 for a failed operation, 2 for bad usage, 3 for damage found (fsck). */
+/** Exit codes: 1 for a failed operation, 2 for bad usage (yargs), 3 for damage found (fsck). */
 export function failAndExit(e: unknown): never {
   const err = isNexusError(e) ? e : new NexusError('INTERNAL', (e as Error)?.message ?? String(e));
   process.stderr.write(`nexus: ${err.message}${err.code === 'INTERNAL' ? '' : ` (${err.code})`}\n`);
   if (err.code === 'INTERNAL' && process.env.NEXUS_DEBUG) process.stderr.write(String((e as Error)?.stack) + '\n');
-  process.exit(err.code === 'INVALID_ARGUMENT' ? 2 : 1);
+  process.exit(1);
 }

@@ -1,0 +1,202 @@
+/**
+ * `nexus workspace|session|ls|cat|write|...`: the SDK from the shell. Works on
+ * a data directory directly, through its mount daemon (socket) when one runs,
+ * or against a server (--url / NEXUS_URL).
+ */
+import type { Argv } from 'yargs';
+import { NexusError } from '../errors.js';
+import { defaultDataDir } from '../engine/data-dir.js';
+import { connect, type NexusClient } from '../sdk/index.js';
+import { printJson, printTable } from './output.js';
+
+export interface ClientArgs {
+  dataDir?: string;
+  url?: string;
+  apiKey?: string;
+  session?: string;
+  json: boolean;
+}
+
+export function clientOptions<T>(y: Argv<T>) {
+  return y
+    .option('data-dir', { type: 'string', describe: 'Data directory (env NEXUS_DATA_DIR)', defaultDescription: '$NEXUS_DATA_DIR or ~/.nexus/data' })
+    .option('url', { type: 'string', describe: 'Nexus server URL (env NEXUS_URL)' })
+    .option('api-key', { type: 'string', describe: 'API key for --url (env NEXUS_API_KEY)' })
+    .option('session', { type: 'string', describe: 'Tag writes with this agent session (env NEXUS_SESSION)' })
+    .option('json', { type: 'boolean', default: false, describe: 'Machine-readable output' });
+}
+
+async function withClient<T>(a: ClientArgs, fn: (nx: NexusClient) => Promise<T>): Promise<T> {
+  const url = a.url ?? (a.dataDir ? undefined : process.env.NEXUS_URL);
+  const nx = url
+    ? await connect({ remoteUrl: url, apiKey: a.apiKey ?? process.env.NEXUS_API_KEY, sessionId: a.session ?? process.env.NEXUS_SESSION })
+    : await connect({ dataDir: a.dataDir ?? defaultDataDir(), sessionId: a.session ?? process.env.NEXUS_SESSION });
+  try {
+    return await fn(nx);
+  } finally {
+    await nx.close();
+  }
+}
+
+function parseMetadata(raw: string | undefined): Record<string, unknown> {
+  if (raw === undefined) return {};
+  let v: unknown;
+  try {
+    v = JSON.parse(raw);
+  } catch {
+    throw new NexusError('INVALID_ARGUMENT', '--metadata must be a JSON object, e.g. \'{"team":"backend"}\'');
+  }
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new NexusError('INVALID_ARGUMENT', '--metadata must be a JSON object');
+  return v as Record<string, unknown>;
+}
+
+function out(a: ClientArgs, value: unknown, human: () => void): void {
+  if (a.json) printJson(value);
+  else human();
+}
+
+type Handler<A> = (a: A & ClientArgs) => Promise<void>;
+const h = <A>(fn: Handler<A>) => (a: unknown) => fn(a as A & ClientArgs);
+
+export function workspaceCommands(y: Argv): Argv {
+  return clientOptions(y)
+    .command('create <path>', 'Create a workspace (and its directory)', (c) => c.positional('path', { type: 'string', demandOption: true }).option('metadata', { type: 'string', describe: 'JSON object' }),
+      h<{ path: string; metadata?: string }>(async (a) => withClient(a, async (nx) => {
+        const ws = await nx.workspace.create(a.path, { metadata: parseMetadata(a.metadata) });
+        out(a, ws, () => process.stdout.write(`created workspace ${ws.path}\n`));
+      })))
+    .command('list', 'List workspaces', (c) => c, h(async (a) => withClient(a, async (nx) => {
+      const list = await nx.workspace.list();
+      out(a, list, () => printTable(list, ['path', 'created_at', 'created_by', 'metadata']));
+    })))
+    .command('info <path>', 'Show one workspace', (c) => c.positional('path', { type: 'string', demandOption: true }),
+      h<{ path: string }>(async (a) => withClient(a, async (nx) => {
+        const ws = await nx.workspace.info(a.path);
+        out(a, ws, () => printTable([ws], ['path', 'created_at', 'created_by', 'metadata']));
+      })))
+    .command('delete <path>', 'Delete a workspace and all its contents (its snapshots are kept)', (c) => c.positional('path', { type: 'string', demandOption: true }),
+      h<{ path: string }>(async (a) => withClient(a, async (nx) => {
+        await nx.workspace.delete(a.path);
+        out(a, { deleted: a.path }, () => process.stdout.write(`deleted workspace ${a.path}\n`));
+      })))
+    .command('snapshot <path>', 'Snapshot a workspace or any directory', (c) => c.positional('path', { type: 'string', demandOption: true })
+      .option('name', { type: 'string' }).option('metadata', { type: 'string', describe: 'JSON object' }),
+      h<{ path: string; name?: string; metadata?: string }>(async (a) => withClient(a, async (nx) => {
+        const id = await nx.workspace.snapshot(a.path, { name: a.name, metadata: parseMetadata(a.metadata) });
+        const s = await nx.workspace.getSnapshot(id);
+        out(a, s, () => process.stdout.write(`${id}\n`));
+      })))
+    .command('snapshots [path]', 'List snapshots (of one path, or all)', (c) => c.positional('path', { type: 'string' }),
+      h<{ path?: string }>(async (a) => withClient(a, async (nx) => {
+        const list = await nx.workspace.listSnapshots(a.path);
+        out(a, list, () => printTable(list, ['snapshot_id', 'path', 'name', 'created_at', 'file_count', 'total_bytes', 'kind']));
+      })))
+    .command('diff <snapshot> [to]', 'Changes from a snapshot to another one, or to the live tree', (c) => c.positional('snapshot', { type: 'string', demandOption: true }).positional('to', { type: 'string' }),
+      h<{ snapshot: string; to?: string }>(async (a) => withClient(a, async (nx) => {
+        const d = await nx.workspace.diff(a.snapshot, a.to);
+        out(a, d, () => {
+          for (const p of d.added) process.stdout.write(`A ${p}\n`);
+          for (const p of d.modified) process.stdout.write(`M ${p}\n`);
+          for (const p of d.deleted) process.stdout.write(`D ${p}\n`);
+        });
+      })))
+    .command('restore <path> <snapshot>', 'Make <path> equal to a snapshot (undo with the pre-restore snapshot it prints)', (c) =>
+      c.positional('path', { type: 'string', demandOption: true }).positional('snapshot', { type: 'string', demandOption: true }),
+      h<{ path: string; snapshot: string }>(async (a) => withClient(a, async (nx) => {
+        const r = await nx.workspace.restore(a.path, a.snapshot);
+        out(a, r, () => process.stdout.write(
+          `restored ${r.path} to ${r.snapshot_id}: ${r.created} created, ${r.updated} updated, ${r.removed} removed\n` +
+          `undo with: nexus workspace restore ${r.path} ${r.pre_restore_snapshot_id}\n`));
+      })))
+    .command('delete-snapshot <snapshot>', 'Delete a snapshot', (c) => c.positional('snapshot', { type: 'string', demandOption: true }),
+      h<{ snapshot: string }>(async (a) => withClient(a, async (nx) => {
+        await nx.workspace.deleteSnapshot(a.snapshot);
+        out(a, { deleted: a.snapshot }, () => process.stdout.write(`deleted snapshot ${a.snapshot}\n`));
+      })))
+    .demandCommand(1, 'Name a workspace command (see nexus workspace --help)');
+}
+
+export function sessionCommands(y: Argv): Argv {
+  return clientOptions(y)
+    .command('create', 'Start an agent session', (c) => c.option('agent', { type: 'string', demandOption: true, describe: 'Agent id' }).option('metadata', { type: 'string', describe: 'JSON object' }),
+      h<{ agent: string; metadata?: string }>(async (a) => withClient(a, async (nx) => {
+        const s = await nx.session.create({ agentId: a.agent, metadata: parseMetadata(a.metadata) });
+        out(a, s, () => process.stdout.write(`${s.session_id}\n`));
+      })))
+    .command('list', 'List sessions', (c) => c.option('agent', { type: 'string', describe: 'Only this agent' }),
+      h<{ agent?: string }>(async (a) => withClient(a, async (nx) => {
+        const list = await nx.session.list({ agentId: a.agent });
+        out(a, list, () => printTable(list, ['session_id', 'agent_id', 'created_at', 'ended_at', 'file_count']));
+      })))
+    .command('show <id>', 'Show one session', (c) => c.positional('id', { type: 'string', demandOption: true }),
+      h<{ id: string }>(async (a) => withClient(a, async (nx) => {
+        const s = await nx.session.get(a.id);
+        out(a, s, () => printTable([s], ['session_id', 'agent_id', 'created_at', 'ended_at', 'file_count', 'metadata']));
+      })))
+    .command('end <id>', 'End a session', (c) => c.positional('id', { type: 'string', demandOption: true }),
+      h<{ id: string }>(async (a) => withClient(a, async (nx) => {
+        const s = await nx.session.end(a.id);
+        out(a, s, () => process.stdout.write(`ended ${s.session_id}\n`));
+      })))
+    .command('files <id>', 'Files the session created or wrote', (c) => c.positional('id', { type: 'string', demandOption: true }),
+      h<{ id: string }>(async (a) => withClient(a, async (nx) => {
+        const list = await nx.session.files(a.id);
+        out(a, list, () => printTable(list, ['path', 'size', 'mtime']));
+      })))
+    .command('diff <id>', 'What the session created, modified and deleted', (c) => c.positional('id', { type: 'string', demandOption: true }),
+      h<{ id: string }>(async (a) => withClient(a, async (nx) => {
+        const d = await nx.session.diff(a.id);
+        out(a, d, () => {
+          for (const p of d.created) process.stdout.write(`A ${p}\n`);
+          for (const p of d.modified) process.stdout.write(`M ${p}\n`);
+          for (const p of d.deleted) process.stdout.write(`D ${p}\n`);
+        });
+      })))
+    .command('revert <id>', "Undo a session's changes (refuses files others changed since, unless --force)", (c) => c.positional('id', { type: 'string', demandOption: true }).option('force', { type: 'boolean', default: false }),
+      h<{ id: string; force: boolean }>(async (a) => withClient(a, async (nx) => {
+        const r = await nx.session.revert(a.id, { force: a.force });
+        out(a, r, () => process.stdout.write(`reverted ${r.reverted.length} path(s)${r.forced ? `, overriding ${r.conflicts.length} conflict(s)` : ''}\n`));
+      })))
+    .demandCommand(1, 'Name a session command (see nexus session --help)');
+}
+
+/** File commands: `nexus ls|cat|write|mkdir|rm|mv|stat`. */
+export function fileCommands(y: Argv): Argv {
+  return y
+    .command('ls [path]', 'List a directory', (c) => clientOptions(c).positional('path', { type: 'string', default: '/' }).option('recursive', { alias: 'R', type: 'boolean', default: false }),
+      h<{ path: string; recursive: boolean }>(async (a) => withClient(a, async (nx) => {
+        const list = await nx.list(a.path, { recursive: a.recursive });
+        out(a, list, () => printTable(list, ['type', 'size', 'mtime', 'path']));
+      })))
+    .command('cat <path>', 'Print a file', (c) => clientOptions(c).positional('path', { type: 'string', demandOption: true }),
+      h<{ path: string }>(async (a) => withClient(a, async (nx) => {
+        process.stdout.write(await nx.read(a.path));
+      })))
+    .command('write <path>', 'Write stdin to a file', (c) => clientOptions(c).positional('path', { type: 'string', demandOption: true }).option('parents', { alias: 'p', type: 'boolean', default: false }),
+      h<{ path: string; parents: boolean }>(async (a) => withClient(a, async (nx) => {
+        const chunks: Buffer[] = [];
+        for await (const c of process.stdin) chunks.push(c as Buffer);
+        const f = await nx.write(a.path, Buffer.concat(chunks), { parents: a.parents });
+        out(a, f, () => process.stdout.write(`wrote ${f.size} bytes to ${f.path}\n`));
+      })))
+    .command('mkdir <path>', 'Make a directory', (c) => clientOptions(c).positional('path', { type: 'string', demandOption: true }).option('parents', { alias: 'p', type: 'boolean', default: false }),
+      h<{ path: string; parents: boolean }>(async (a) => withClient(a, async (nx) => {
+        const f = await nx.mkdir(a.path, { parents: a.parents });
+        out(a, f, () => {});
+      })))
+    .command('rm <path>', 'Remove a file (or a directory with -r)', (c) => clientOptions(c).positional('path', { type: 'string', demandOption: true }).option('recursive', { alias: 'r', type: 'boolean', default: false }),
+      h<{ path: string; recursive: boolean }>(async (a) => withClient(a, async (nx) => {
+        await nx.delete(a.path, { recursive: a.recursive });
+        out(a, { deleted: a.path }, () => {});
+      })))
+    .command('mv <from> <to>', 'Rename or move', (c) => clientOptions(c).positional('from', { type: 'string', demandOption: true }).positional('to', { type: 'string', demandOption: true }),
+      h<{ from: string; to: string }>(async (a) => withClient(a, async (nx) => {
+        await nx.rename(a.from, a.to);
+        out(a, { from: a.from, to: a.to }, () => {});
+      })))
+    .command('stat <path>', 'Show a file’s attributes', (c) => clientOptions(c).positional('path', { type: 'string', demandOption: true }),
+      h<{ path: string }>(async (a) => withClient(a, async (nx) => {
+        const f = await nx.stat(a.path);
+        out(a, f, () => printTable([f], ['path', 'type', 'size', 'mode', 'uid', 'gid', 'nlink', 'ino', 'mtime']));
+      })));
+}
