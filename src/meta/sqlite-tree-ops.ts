@@ -92,7 +92,20 @@ export class TreeOps {
         `SELECT rel_path, src_ino AS ino, mode, uid, gid, size, alloc, mtime, vid, target FROM snapshot_entries
          WHERE snapshot_id = ? AND rel_path > ? AND rel_path < ? AND instr(substr(rel_path, ?), '/') = 0 ORDER BY rel_path`),
       chunksOf: db.prepare('SELECT chunks FROM versions WHERE vid = ?'),
-      // restore
+      // restore: rows of the live tree (the pre-restore snapshot, first ?) that must go
+      restoreDoomed: db.prepare(
+        `SELECT l.rel_path, l.src_ino AS ino, l.mode, l.uid, l.gid, l.size, l.alloc, l.mtime, l.vid, l.target
+         FROM snapshot_entries l LEFT JOIN snapshot_entries s ON s.snapshot_id = @target AND s.rel_path = l.rel_path
+         WHERE l.snapshot_id = @pre AND l.rel_path <> '' AND (
+           s.rel_path IS NULL OR (s.mode & 61440) <> (l.mode & 61440)
+           OR ((l.mode & 61440) <> 16384 AND (s.vid IS NOT l.vid OR s.target IS NOT l.target OR s.size <> l.size)))`),
+      // ... and rows of the target snapshot (first ?) that are missing or differ in the live tree (second ?)
+      restoreChanges: db.prepare(
+        `SELECT s.rel_path, s.src_ino AS ino, s.mode, s.uid, s.gid, s.size, s.alloc, s.mtime, s.vid, s.target, l.src_ino AS live_ino
+         FROM snapshot_entries s LEFT JOIN snapshot_entries l ON l.snapshot_id = @pre AND l.rel_path = s.rel_path
+         WHERE s.snapshot_id = @target AND (
+           l.rel_path IS NULL OR s.mode <> l.mode OR s.uid <> l.uid OR s.gid <> l.gid OR s.vid IS NOT l.vid
+           OR s.target IS NOT l.target OR s.size <> l.size OR s.mtime <> l.mtime)`),
       lookupIno: db.prepare('SELECT ino FROM dentries WHERE parent = ? AND name = ?'),
       deleteDentry: db.prepare('DELETE FROM dentries WHERE parent = ? AND name = ?'),
       insertDentry: db.prepare('INSERT INTO dentries (parent, name, ino) VALUES (?, ?, ?)'),
@@ -120,6 +133,10 @@ export class TreeOps {
   }
 
   async createSnapshot(rootIno: number, rec: Omit<SnapshotRecord, 'fileCount' | 'totalBytes'>): Promise<SnapshotRecord> {
+    return this.createSnapshotSync(rootIno, rec);
+  }
+
+  private createSnapshotSync(rootIno: number, rec: Omit<SnapshotRecord, 'fileCount' | 'totalBytes'>): SnapshotRecord {
     return this.db.transaction(() => {
       this.stmts.snapshotInsert.run(rootIno, rec.snapshotId);
       const c = this.stmts.snapshotCounts.get(rec.snapshotId) as Row;
@@ -193,32 +210,35 @@ export class TreeOps {
   }
 
   /**
-   * Make the live tree under rootIno equal to the snapshot, in one transaction.
-   * Live inodes are kept where the path and type match (open handles then see
-   * the restored content); others are created or unlinked.
+   * Make the live tree under rootIno equal to the snapshot, in one
+   * transaction that first records the live tree as the pre-restore snapshot
+   * `pre` (so the restore can be undone, and nothing can slip in between).
+   * The comparison runs in SQL over the two snapshots' rows; only what
+   * differs comes into JavaScript. Live inodes are kept where path, type and
+   * content match; a file whose content differs gets a new inode, like an
+   * editor's save, so a handle still open on the old one keeps reading the old
+   * content whole, never a mix.
    */
-  async restore(rootIno: number, snapshotId: string, timeNs: TimeNs): Promise<RestoreResult> {
-    return this.db.transaction((): RestoreResult => {
-      const snap = this.entriesSync(snapshotId);
-      const live = this.liveTreeSync(rootIno);
-      const want = new Map(snap.map((e) => [e.relPath, e]));
-      const have = new Map(live.map((e) => [e.relPath, e]));
+  async restore(rootIno: number, snapshotId: string, pre: Omit<SnapshotRecord, 'fileCount' | 'totalBytes'>, timeNs: TimeNs): Promise<RestoreResult & { pre: SnapshotRecord }> {
+    return this.db.transaction(() => {
+      const preRec = this.createSnapshotSync(rootIno, pre);
       const result: RestoreResult = { created: 0, updated: 0, removed: 0, unlinked: [], touched: [] };
-      const inoOf = new Map<string, number>([['', rootIno]]);
       const parentOf = (rel: string) => rel.slice(0, Math.max(0, rel.lastIndexOf('/')));
       const nameOf = (rel: string) => rel.slice(rel.lastIndexOf('/') + 1);
+      const liveIno = (rel: string): number | undefined => {
+        if (rel === '') return rootIno;
+        const r = this.stmts.entry.get(pre.snapshotId, rel) as Row | undefined;
+        return r ? Number(r.ino) : undefined;
+      };
 
-      // 1. Remove what the snapshot does not have, or has with another type,
-      //    deepest first. A file whose content differs is replaced by a new
-      //    inode, like an editor's save: a handle still open on the old one
-      //    keeps reading the old content whole, never a mix.
-      const replaced = (e: TreeEntry, w: TreeEntry | undefined) =>
-        !w || (w.mode & S_IFMT) !== (e.mode & S_IFMT) || (!isDir(e.mode) && (w.vid !== e.vid || w.target !== e.target || w.size !== e.size));
-      const doomed = live
-        .filter((e) => e.relPath !== '' && replaced(e, want.get(e.relPath)))
-        .sort((x, y) => depth(y.relPath) - depth(x.relPath));
-      for (const e of doomed) {
-        const parentIno = have.get(parentOf(e.relPath))!.ino;
+      // 1. Remove what the snapshot does not have, has with another type, or
+      //    (files) has with other content: deepest first.
+      const doomed = (this.stmts.restoreDoomed.all({ pre: pre.snapshotId, target: snapshotId }) as Row[]).map(toEntry)
+        .map((e) => ({ e, depth: depth(e.relPath) }))
+        .sort((x, y) => y.depth - x.depth);
+      const removedPaths = new Set<string>();
+      for (const { e } of doomed) {
+        const parentIno = liveIno(parentOf(e.relPath))!;
         this.stmts.deleteDentry.run(parentIno, nameOf(e.relPath));
         if (isDir(e.mode)) {
           this.stmts.zeroNlink.run(timeNs, e.ino);
@@ -228,25 +248,28 @@ export class TreeOps {
         }
         this.stmts.touchDir.run(timeNs, timeNs, parentIno);
         result.unlinked.push(e.ino);
-        have.delete(e.relPath);
+        removedPaths.add(e.relPath);
         result.removed++;
       }
 
-      // 2. Create or update, parents first. Hard links in the snapshot (one
-      //    source inode under several paths) become links to one new inode.
+      // 2. Create what is missing (parents first) and update attributes. Hard
+      //    links in the snapshot (one source inode under several paths) become
+      //    links to one new inode.
+      const changes = (this.stmts.restoreChanges.all({ pre: pre.snapshotId, target: snapshotId }) as Row[])
+        .map((r) => ({ e: toEntry(r), live: r.live_ino === null ? undefined : Number(r.live_ino), depth: depth(r.rel_path as string) }))
+        .filter((c) => c.e.relPath !== '' || c.live !== undefined)
+        .sort((x, y) => x.depth - y.depth || (x.e.relPath < y.e.relPath ? -1 : 1));
+      const created = new Map<string, number>();
       const newInoForSrc = new Map<number, number>();
-      for (const e of [...snap].sort((x, y) => depth(x.relPath) - depth(y.relPath) || (x.relPath < y.relPath ? -1 : 1))) {
-        const cur = have.get(e.relPath);
-        if (cur) {
-          if (cur.mode !== e.mode || cur.uid !== e.uid || cur.gid !== e.gid || cur.vid !== e.vid || cur.target !== e.target || cur.size !== e.size || cur.mtimeNs !== e.mtimeNs) {
-            this.stmts.updateInode.run(e.mode, e.uid, e.gid, isDir(e.mode) ? cur.size : e.size, e.alloc, e.mtimeNs, timeNs, e.vid, e.target, cur.ino);
-            result.touched.push(cur.ino);
-            result.updated++;
-          }
-          inoOf.set(e.relPath, cur.ino);
+      for (const { e, live } of changes) {
+        if (live !== undefined && !removedPaths.has(e.relPath)) {
+          this.stmts.updateInode.run(e.mode, e.uid, e.gid, e.size, e.alloc, e.mtimeNs, timeNs, e.vid, e.target, live);
+          result.touched.push(live);
+          result.updated++;
           continue;
         }
-        const parentIno = inoOf.get(parentOf(e.relPath));
+        const parentRel = parentOf(e.relPath);
+        const parentIno = created.get(parentRel) ?? liveIno(parentRel);
         if (parentIno === undefined) throw new NexusError('CORRUPT', `Snapshot ${snapshotId} has ${e.relPath} without its parent`);
         let ino = isDir(e.mode) ? undefined : newInoForSrc.get(e.ino);
         if (ino === undefined) {
@@ -261,10 +284,10 @@ export class TreeOps {
         this.stmts.insertDentry.run(parentIno, nameOf(e.relPath), ino);
         if (isDir(e.mode)) this.stmts.addNlink.run(1, timeNs, parentIno);
         this.stmts.touchDir.run(timeNs, timeNs, parentIno);
-        inoOf.set(e.relPath, ino);
+        created.set(e.relPath, ino);
         result.created++;
       }
-      return result;
+      return { ...result, pre: preRec };
     })();
   }
 }

@@ -88,10 +88,15 @@ export class SnapshotService {
     const snap = await this.record(snapshotId);
     if (snap.path !== p) throw new NexusError('INVALID_ARGUMENT', `Snapshot ${snapshotId} is of ${snap.path}, not ${p}`);
     if (!(await this.files.exists(p, ctx))) await this.files.mkdir(p, ctx, { parents: true });
-    const pre = await this.create(p, { name: `pre-restore-${snapshotId}`, metadata: { restored_snapshot_id: snapshotId } }, ctx, 'pre-restore');
     const ino = await this.dirIno(p, ctx);
-    const r = await this.meta.tree.restore(ino, snapshotId, nowNs());
+    await this.engine.flushUnder(p);
+    // The pre-restore snapshot and the restore are one transaction.
+    const r = await this.meta.tree.restore(ino, snapshotId, {
+      snapshotId: newId('snap'), path: p, name: `pre-restore-${snapshotId}`, metadata: { restored_snapshot_id: snapshotId },
+      createdAt: nowNs(), createdBy: ctx.principal, kind: 'pre-restore',
+    }, nowNs());
     await this.engine.afterRestore(r);
+    const pre = toSnapshot(r.pre);
     return { path: p, snapshot_id: snapshotId, pre_restore_snapshot_id: pre.snapshot_id, created: r.created, updated: r.updated, removed: r.removed };
   }
 }
