@@ -7,17 +7,19 @@ import { constants as osc } from 'node:os';
 import { constants as fsc } from 'node:fs';
 import Fuse from 'fuse-native';
 import { NexusError } from '../errors.js';
-import type { Engine, Stat, TimeSpec } from '../engine/engine.js';
+import type { Stat, TimeSpec } from '../engine/engine.js';
+import type { Services } from '../services/services.js';
 import type { OpContext } from '../engine/credentials.js';
 import { logger } from '../util/logger.js';
 import { callerContext } from './caller.js';
-import { ControlFiles } from './control-files.js';
+import { CONTROL_ROOT, ControlFiles, type ControlCaller } from './control-files.js';
+import type { SessionResolver } from './session-resolver.js';
 
 type Cb = (...args: any[]) => void;
 const log = logger('fuse');
 const XATTR_CREATE = 1;
 const XATTR_REPLACE = 2;
-const READDIR_PAGE = 1024;
+const READDIR_PAGE = 256;
 
 /** The one place errors become errno values. Unknown errors are bugs: logged loudly, EIO. */
 export function toErrno(e: unknown, op: string, path: string): number {
@@ -56,9 +58,45 @@ class OpProfile {
 }
 const profile = process.env.NEXUS_FUSE_PROFILE ? new OpProfile() : undefined;
 
-export function buildOps(engine: Engine, control: ControlFiles): Record<string, Cb> {
-  const ctx = (): OpContext => callerContext(Fuse.context());
+/**
+ * readdir offsets: libfuse hands back the offset of the last entry it kept;
+ * an offset names "continue after this name" in this directory, so listings
+ * stay right while entries are added or removed. Cookies expire.
+ */
+class DirCursors {
+  private readonly byOffset = new Map<number, { path: string; after: string; at: number }>();
+  private next = 3; // 1 and 2 are '.' and '..'
+
+  offsetFor(path: string, after: string): number {
+    const off = this.next++;
+    this.byOffset.set(off, { path, after, at: Date.now() });
+    if (this.byOffset.size > 200_000) {
+      const cutoff = Date.now() - 60_000;
+      for (const [k, v] of this.byOffset) if (v.at < cutoff) this.byOffset.delete(k);
+    }
+    return off;
+  }
+
+  afterName(path: string, offset: number): string | undefined {
+    const c = this.byOffset.get(offset);
+    if (!c || c.path !== path) throw new NexusError('INVALID_ARGUMENT', 'Stale directory offset');
+    return c.after;
+  }
+}
+
+export function buildOps(services: Services, control: ControlFiles, sessions: SessionResolver): Record<string, Cb> {
+  const engine = services.engine;
+  const cursors = new DirCursors();
+  /** Who is calling, and which agent session their writes belong to. */
+  const caller = (): ControlCaller => {
+    const c = Fuse.context();
+    const ctx = callerContext(c);
+    ctx.sessionId = sessions.resolve(c.pid);
+    return { ctx, tid: c.pid };
+  };
+  const ctx = (): OpContext => caller().ctx;
   const isControl = ControlFiles.owns;
+  const ownsHandle = ControlFiles.ownsHandle;
 
   /** Run an op and reply `cb(0, ...values)` or `cb(-errno)`. */
   function reply<T extends unknown[]>(op: string, path: string, cb: Cb, fn: () => Promise<T> | T): void {
@@ -85,15 +123,15 @@ export function buildOps(engine: Engine, control: ControlFiles): Record<string, 
     init: (cb) => cb(0),
 
     getattr: (path, cb) =>
-      reply('getattr', path, cb, async () => [toFuseStat(isControl(path) ? control.getattr(path) : await engine.getattr(path, ctx()))]),
+      reply('getattr', path, cb, async () => [toFuseStat(isControl(path) ? await control.getattr(path, caller()) : await engine.getattr(path, ctx()))]),
 
     fgetattr: (path, fd, cb) =>
-      reply('fgetattr', path, cb, async () => [toFuseStat(ControlFiles.ownsHandle(fd) ? control.getattr(path) : await engine.fgetattr(fd))]),
+      reply('fgetattr', path, cb, async () => [toFuseStat(ownsHandle(fd) || isControl(path) ? await control.getattr(path, caller()) : await engine.fgetattr(fd))]),
 
     access: (path, mode, cb) =>
       reply('access', path, cb, async () => {
         if (isControl(path)) {
-          if (mode & 2) control.refuse(path);
+          await control.getattr(path, caller());
           return [];
         }
         await engine.access(path, mode, ctx());
@@ -106,68 +144,86 @@ export function buildOps(engine: Engine, control: ControlFiles): Record<string, 
         return [{ ...s, favail: s.ffree, fsid: 0, flag: 0 }];
       }),
 
-    readdir: (path, cb) =>
+    // Pages of at most READDIR_PAGE entries: a directory of 100,000 names is
+    // never built into one reply (libfuse keeps what fits and asks again).
+    readdirPaged: (path, offset, _fh, cb) =>
       reply('readdir', path, cb, async () => {
         if (isControl(path)) {
-          const names = control.readdir(path);
-          return [['.', '..', ...names], [control.getattr(path), control.getattr(path), ...names.map((n) => control.getattr(`${path}/${n}`))].map(toFuseStat)];
+          if (offset > 0) return [[], [], []];
+          const { names, stats } = await control.readdir(path, caller());
+          return [names, stats.map(toFuseStat), names.map((_, i) => i + 1)];
         }
         const c = ctx();
-        const self = await engine.getattr(path, c, true);
-        const names = ['.', '..'];
-        const stats = [toFuseStat(self), toFuseStat(self)];
-        if (path === '/') {
-          names.push('.nexus');
-          stats.push(toFuseStat(control.getattr('/.nexus')));
-        }
-        for (let after: string | undefined; ; ) {
-          const page = await engine.readdir(path, c, { after, limit: READDIR_PAGE });
-          for (const e of page) {
-            names.push(e.name);
-            stats.push(toFuseStat(e.stat));
+        const names: string[] = [];
+        const stats: ReturnType<typeof toFuseStat>[] = [];
+        const offsets: number[] = [];
+        let after: string | undefined;
+        if (offset === 0) {
+          const self = toFuseStat(await engine.getattr(path, c, true));
+          names.push('.', '..');
+          stats.push(self, self);
+          offsets.push(1, 2);
+          if (path === '/') {
+            names.push('.nexus');
+            stats.push(toFuseStat(await control.getattr(CONTROL_ROOT, caller())));
+            offsets.push(cursors.offsetFor(path, ''));
           }
-          if (page.length < READDIR_PAGE) break;
-          after = page[page.length - 1]!.name;
+        } else if (offset > 2) {
+          after = cursors.afterName(path, offset) || undefined;
         }
-        return [names, stats];
+        const page = await engine.readdir(path, c, { after, limit: READDIR_PAGE });
+        for (const e of page) {
+          names.push(e.name);
+          stats.push(toFuseStat(e.stat));
+          offsets.push(cursors.offsetFor(path, e.name));
+        }
+        return [names, stats, offsets];
       }),
 
     open: (path, flags, cb) =>
-      reply('open', path, cb, async () => [isControl(path) ? control.openFile(path, flags) : await engine.open(path, flags, ctx())]),
+      reply('open', path, cb, async () => {
+        if (isControl(path)) {
+          const o = await control.open(path, flags, caller());
+          return [o.fh, { directIo: o.directIo }];
+        }
+        return [await engine.open(path, flags, ctx())];
+      }),
 
     // The patched binding passes the open flags to create (stock passes none).
-    create: (path, mode, flagsOrCb, maybeCb) => {
-      const cb: Cb = typeof flagsOrCb === 'function' ? flagsOrCb : maybeCb;
-      const flags = typeof flagsOrCb === 'number' ? flagsOrCb : fsc.O_RDWR | fsc.O_CREAT;
+    create: (path, mode, flags, cb) => {
       reply('create', path, cb, async () => {
-        if (isControl(path)) control.refuse(path);
-        return [(await engine.create(path, flags | fsc.O_CREAT, mode, ctx())).fh];
+        if (isControl(path)) {
+          // `echo cmd > /.nexus/ctl` may reach create when the kernel has no entry cached.
+          const o = await control.open(path, flags, caller());
+          return [o.fh, { directIo: o.directIo }];
+        }
+        return [(await engine.create(path, (typeof flags === 'number' ? flags : fsc.O_RDWR) | fsc.O_CREAT, mode, ctx())).fh];
       });
     },
 
     read: (path, fd, buf: Buffer, len, pos, cb) =>
       replyCount('read', path, cb, async () => {
-        const data = ControlFiles.ownsHandle(fd) ? control.read(fd, len, pos) : await engine.read(fd, len, pos);
+        const data = ownsHandle(fd) ? await control.read(fd, len, pos) : await engine.read(fd, len, pos);
         data.copy(buf, 0, 0, Math.min(len, data.length));
         return Math.min(len, data.length);
       }),
 
     write: (path, fd, buf: Buffer, len, pos, cb) =>
       replyCount('write', path, cb, async () => {
-        if (ControlFiles.ownsHandle(fd)) control.refuse(path);
         // buf points into libfuse memory: the engine copies what it keeps.
+        if (ownsHandle(fd)) return control.write(fd, Buffer.from(buf.subarray(0, len)), caller());
         return engine.write(fd, buf.subarray(0, len), pos);
       }),
 
     flush: (path, fd, cb) =>
       reply('flush', path, cb, async () => {
-        if (!ControlFiles.ownsHandle(fd)) await engine.flush(fd);
+        if (!ownsHandle(fd)) await engine.flush(fd);
         return [];
       }),
 
     fsync: (path, _datasync, fd, cb) =>
       reply('fsync', path, cb, async () => {
-        if (!ControlFiles.ownsHandle(fd)) await engine.fsync(fd);
+        if (!ownsHandle(fd)) await engine.fsync(fd);
         return [];
       }),
 
@@ -175,14 +231,15 @@ export function buildOps(engine: Engine, control: ControlFiles): Record<string, 
 
     release: (path, fd, cb) =>
       reply('release', path, cb, async () => {
-        if (ControlFiles.ownsHandle(fd)) control.release(fd);
+        if (ownsHandle(fd)) control.release(fd);
         else await engine.release(fd);
         return [];
       }),
 
     opendir: (path, _flags, cb) =>
       reply('opendir', path, cb, async () => {
-        if (!isControl(path)) await engine.readdir(path, ctx(), { limit: 0 });
+        if (isControl(path)) await control.readdir(path, caller());
+        else await engine.readdir(path, ctx(), { limit: 0 });
         return [0];
       }),
 
@@ -190,37 +247,22 @@ export function buildOps(engine: Engine, control: ControlFiles): Record<string, 
 
     truncate: (path, size, cb) =>
       reply('truncate', path, cb, async () => {
-        if (isControl(path)) control.refuse(path);
-        await engine.truncate(path, size, ctx());
+        if (isControl(path)) control.truncate(path);
+        else await engine.truncate(path, size, ctx());
         return [];
       }),
 
     ftruncate: (path, fd, size, cb) =>
       reply('ftruncate', path, cb, async () => {
-        if (ControlFiles.ownsHandle(fd)) control.refuse(path);
-        await engine.ftruncate(fd, size);
+        if (ownsHandle(fd) || isControl(path)) control.truncate(path);
+        else await engine.ftruncate(fd, size);
         return [];
       }),
 
     utimens: (path, atime, mtime, cb) =>
       reply('utimens', path, cb, async () => {
         if (isControl(path)) control.refuse(path);
-        const c = ctx();
-        let a = times(atime);
-        let m = times(mtime);
-        // The patched binding resolves UTIME_NOW to a timestamp, so "touch to
-        // now" (allowed to anyone with write access) arrives looking like
-        // explicit times (owner only). With default_permissions the kernel has
-        // already refused explicit times from anyone but the owner or root, so
-        // a request from another user can only be a UTIME_NOW: say so.
-        if (c.cred.uid !== 0 && (a !== 'omit' || m !== 'omit')) {
-          const st = await engine.getattr(path, c);
-          if (st.uid !== c.cred.uid) {
-            if (a !== 'omit') a = 'now';
-            if (m !== 'omit') m = 'now';
-          }
-        }
-        await engine.utimens(path, a, m, c);
+        await engine.utimens(path, times(atime), times(mtime), ctx());
         return [];
       }),
 
@@ -290,10 +332,7 @@ export function buildOps(engine: Engine, control: ControlFiles): Record<string, 
       }),
 
     readlink: (path, cb) =>
-      reply('readlink', path, cb, async () => {
-        if (isControl(path)) throw new NexusError('INVALID_ARGUMENT', 'Not a symbolic link');
-        return [await engine.readlink(path, ctx())];
-      }),
+      reply('readlink', path, cb, async () => [isControl(path) ? await control.readlink(path) : await engine.readlink(path, ctx())]),
 
     setxattr: (path, name, value: Buffer, _position, flags, cb) =>
       reply('setxattr', path, cb, async () => {

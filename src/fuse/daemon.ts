@@ -13,6 +13,8 @@ import { openDataDir, processStartTime, type OpenedDataDir } from '../engine/dat
 import { logger } from '../util/logger.js';
 import { buildOps } from './adapter.js';
 import { ControlFiles } from './control-files.js';
+import { SessionResolver } from './session-resolver.js';
+import { Services } from '../services/services.js';
 import {
   NEXUS_FSNAME_PREFIX, dataDirOfMount, fusermountUnmount, isNexusMount, mountAt, waitUntil,
 } from './mount-table.js';
@@ -87,9 +89,11 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
   await preflight({ ...opts, mountpoint: mp });
   const Fuse = loadFuse();
   const data = await openDataDir(dataDir, { role: `nexus mount ${mp}` });
-  const control = new ControlFiles();
+  const services = new Services(data.engine, data.meta);
+  const sessions = new SessionResolver((id) => data.meta.registry.sessionActive(id));
+  const control = new ControlFiles(services, sessions, mp);
   const isRoot = process.getuid?.() === 0;
-  const fuse = new Fuse(mp, buildOps(data.engine, control), {
+  const fuse = new Fuse(mp, buildOps(services, control, sessions), {
     fsname: `${NEXUS_FSNAME_PREFIX}${dataDir}`,
     // Other users reach the mount (files they create are theirs); the kernel
     // applies mode checks first (default_permissions), the engine again.
