@@ -2,13 +2,16 @@
  * A data directory: meta.db (SQLite), blobs/, staging/, and a lock file that
  * says which process owns it. One process at a time: a second one gets LOCKED.
  */
-import { promises as fsp, readFileSync } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { homedir } from 'node:os';
 import { NexusError } from '../errors.js';
 import { LocalBlobStore } from '../blobs/local-blob-store.js';
 import { SqliteMetaStore } from '../meta/sqlite-meta-store.js';
 import { Engine } from './engine.js';
+import { processStartTime } from '../util/proc.js';
+
+export { processStartTime };
 
 export function defaultDataDir(): string {
   return process.env.NEXUS_DATA_DIR || join(homedir(), '.nexus', 'data');
@@ -18,16 +21,6 @@ interface LockInfo {
   pid: number;
   start: string;
   role: string;
-}
-
-/** Start time of a process (field 22 of /proc/<pid>/stat): tells a live owner from a reused pid. */
-export function processStartTime(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-  } catch {
-    return undefined;
-  }
 }
 
 export async function readLock(dataDir: string): Promise<LockInfo | undefined> {

@@ -52,6 +52,7 @@ export class Registry {
       getSess: db.prepare(`SELECT s.*, (SELECT count(DISTINCT ino) FROM events e WHERE e.session_id = s.session_id) AS file_count FROM sessions s WHERE session_id = ?`),
       listSess: db.prepare(`SELECT s.*, (SELECT count(DISTINCT ino) FROM events e WHERE e.session_id = s.session_id) AS file_count FROM sessions s ORDER BY created_at, session_id`),
       listSessAgent: db.prepare(`SELECT s.*, (SELECT count(DISTINCT ino) FROM events e WHERE e.session_id = s.session_id) AS file_count FROM sessions s WHERE agent_id = ? ORDER BY created_at, session_id`),
+      activeSess: db.prepare('SELECT 1 FROM sessions WHERE session_id = ? AND ended_at IS NULL'),
       endSess: db.prepare('UPDATE sessions SET ended_at = ? WHERE session_id = ? AND ended_at IS NULL'),
       insertEvent: db.prepare('INSERT INTO events (at, session_id, action, ino, path, path2, vid_before, vid_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
       events: db.prepare('SELECT * FROM events WHERE session_id = ? ORDER BY id'),
@@ -95,6 +96,11 @@ export class Registry {
   async listSessions(agentId?: string): Promise<SessionRecord[]> {
     const rows = (agentId === undefined ? this.s.listSess.all() : this.s.listSessAgent.all(agentId)) as Row[];
     return rows.map(toSession);
+  }
+
+  /** Synchronous: the mount asks on its hot path (cached there). */
+  sessionActive(id: string): boolean {
+    return this.s.activeSess.get(id) !== undefined;
   }
 
   async endSession(id: string, at: TimeNs): Promise<void> {

@@ -1,16 +1,45 @@
 /**
  * `import { connect } from 'nexus'`.
- *   connect({ dataDir })              embedded: this process opens the data directory
+ *   connect({ dataDir })              embedded: this process opens the data directory;
+ *                                     when a daemon holds it, through its socket (<dataDir>/nexus.sock)
  *   connect({ remoteUrl, apiKey })    a Nexus server over HTTP
  * Options fall back to NEXUS_URL / NEXUS_API_KEY / NEXUS_DATA_DIR.
  */
-import { resolve } from 'node:path';
+import { promises as fsp } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { NexusError, typed } from '../errors.js';
 import { contextFor } from '../engine/credentials.js';
-import { defaultDataDir } from '../engine/data-dir.js';
+import { defaultDataDir, readLock } from '../engine/data-dir.js';
 import { openServices } from '../services/services.js';
 import { LocalApi } from './local-api.js';
+import { HttpApi } from './http-api.js';
 import { NexusClient } from './client.js';
+
+/** The daemon's socket in a data directory (src/server/local-socket.ts serves it). */
+const SOCKET_NAME = 'nexus.sock';
+
+async function isSocket(path: string): Promise<boolean> {
+  try {
+    return (await fsp.stat(path)).isSocket();
+  } catch {
+    return false;
+  }
+}
+
+/** An HttpApi over the socket of the daemon that holds `dataDir`, if one serves it. */
+async function daemonApi(dataDir: string): Promise<HttpApi | undefined> {
+  const owner = await readLock(dataDir);
+  const path = join(dataDir, SOCKET_NAME);
+  if (!owner || !(await isSocket(path))) return undefined;
+  const api = new HttpApi({ socketPath: path });
+  try {
+    await api.health();
+  } catch (e) {
+    await api.close();
+    throw new NexusError('LOCKED', `Data directory ${dataDir} is in use by ${owner.role} (pid ${owner.pid}), whose socket ${path} does not answer: ${(e as Error).message}`, { pid: owner.pid });
+  }
+  return api;
+}
 
 export interface ConnectOptions {
   /** Embedded mode: the data directory to open. */
@@ -25,11 +54,25 @@ export interface ConnectOptions {
 export async function connect(opts: ConnectOptions = {}): Promise<NexusClient> {
   const remoteUrl = opts.remoteUrl ?? (opts.dataDir ? undefined : process.env.NEXUS_URL);
   if (remoteUrl) {
-    throw typed(new NexusError('NOT_SUPPORTED', 'Remote connections are not available in this build yet'));
+    try {
+      return new NexusClient(new HttpApi({ baseUrl: remoteUrl, apiKey: opts.apiKey ?? process.env.NEXUS_API_KEY }), opts.sessionId ?? null);
+    } catch (e) {
+      throw typed(e);
+    }
   }
   const dataDir = resolve(opts.dataDir ?? defaultDataDir());
   try {
-    const opened = await openServices(dataDir, { role: 'nexus sdk' });
+    const viaDaemon = await daemonApi(dataDir);
+    if (viaDaemon) return new NexusClient(viaDaemon, opts.sessionId ?? null);
+    let opened;
+    try {
+      opened = await openServices(dataDir, { role: 'nexus sdk' });
+    } catch (e) {
+      // A daemon may have taken the directory between the two looks.
+      const late = e instanceof NexusError && e.code === 'LOCKED' ? await daemonApi(dataDir) : undefined;
+      if (late) return new NexusClient(late, opts.sessionId ?? null);
+      throw e;
+    }
     const uid = process.getuid?.() ?? 0;
     const ctx = contextFor({ uid, gid: process.getgid?.() ?? 0, groups: process.getgroups?.() ?? [] }, { principal: `local:${uid}`, umask: process.umask() });
     return new NexusClient(new LocalApi(opened.services, ctx, () => opened.close()), opts.sessionId ?? null);
@@ -38,6 +81,8 @@ export async function connect(opts: ConnectOptions = {}): Promise<NexusClient> {
   }
 }
 
+export { HttpApi, type HttpApiOptions } from './http-api.js';
+export type { Api, CallContext } from './api.js';
 export { NexusClient, WorkspaceClient, SessionClient, type SessionHandle, type OpOptions, type WriteContext } from './client.js';
 export {
   NexusError, PermissionError, AuthenticationError, NotFoundError, ConflictError, InvalidArgumentError, type ErrorCode,

@@ -1,0 +1,293 @@
+/**
+ * Api over HTTP: a Nexus server over TCP (http:, https:) or a daemon's local
+ * socket. node:http only. Errors come back as the catalog's codes and are
+ * rebuilt into NexusError, so the SDK's `typed()` gives the same classes as
+ * in embedded mode.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import { ERRORS, NexusError, isErrorCode } from '../errors.js';
+import type {
+  Diff, FileInfo, RestoreReport, RevertReport, Session, SessionChanges, Snapshot, Workspace,
+} from '../services/records.js';
+import type { Api, CallContext } from './api.js';
+
+export type HttpApiOptions =
+  | { baseUrl: string; apiKey?: string }
+  | { socketPath: string; apiKey?: string };
+
+const PREFIX = '/api/v1';
+const SESSION_HEADER = 'X-Nexus-Session';
+
+type Query = Record<string, string | boolean | undefined>;
+
+interface Req {
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  path: string;
+  query?: Query;
+  json?: unknown;
+  bytes?: Uint8Array;
+  c?: CallContext;
+  /** `path` is not under /api/v1 (GET /health). */
+  unprefixed?: boolean;
+}
+
+interface Res {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: Buffer;
+}
+
+const enc = encodeURIComponent;
+/** What may go into a header value as is. */
+const HEADER_SAFE = /^[\x21-\x7e]+$/;
+
+export class HttpApi implements Api {
+  private readonly agent: http.Agent;
+  private readonly mod: typeof http | typeof https;
+  /** For messages: where we talk to. */
+  readonly where: string;
+  private readonly base: { hostname?: string; port?: string; pathPrefix: string; socketPath?: string };
+  private readonly apiKey: string | undefined;
+
+  constructor(opts: HttpApiOptions) {
+    const key = opts.apiKey || undefined;
+    if (key !== undefined && !HEADER_SAFE.test(key)) throw new NexusError('INVALID_ARGUMENT', 'API keys are printable ASCII without spaces');
+    this.apiKey = key;
+    if ('socketPath' in opts) {
+      this.mod = http;
+      this.where = `unix:${opts.socketPath}`;
+      this.base = { socketPath: opts.socketPath, pathPrefix: '' };
+    } else {
+      let u: URL;
+      try {
+        u = new URL(opts.baseUrl);
+      } catch {
+        throw new NexusError('INVALID_ARGUMENT', `Not a URL: ${opts.baseUrl}`);
+      }
+      if (u.protocol !== 'http:' && u.protocol !== 'https:') {
+        throw new NexusError('INVALID_ARGUMENT', `Nexus server URLs are http: or https:, not ${u.protocol} (${opts.baseUrl})`);
+      }
+      if (u.username || u.password) throw new NexusError('INVALID_ARGUMENT', 'Give credentials as an API key, not in the URL');
+      this.mod = u.protocol === 'https:' ? https : http;
+      this.where = u.origin + u.pathname.replace(/\/+$/, '');
+      this.base = { hostname: u.hostname.replace(/^\[|\]$/g, ''), port: u.port || undefined, pathPrefix: u.pathname.replace(/\/+$/, '') };
+    }
+    this.agent = new this.mod.Agent({ keepAlive: true });
+  }
+
+  // ---------------------------------------------------------------- transport
+
+  private send(r: Req, retried = false): Promise<Res> {
+    let qs = '';
+    if (r.query) {
+      const sp = new URLSearchParams();
+      for (const [k, v] of Object.entries(r.query)) if (v !== undefined && v !== false) sp.set(k, String(v));
+      const s = sp.toString();
+      if (s) qs = `?${s}`;
+    }
+    const path = `${this.base.pathPrefix}${r.unprefixed ? '' : PREFIX}${r.path}${qs}`;
+    const headers: http.OutgoingHttpHeaders = { accept: 'application/json' };
+    if (this.apiKey) headers.authorization = `Bearer ${this.apiKey}`;
+    if (r.c?.sessionId) {
+      if (!HEADER_SAFE.test(r.c.sessionId)) return Promise.reject(new NexusError('INVALID_ARGUMENT', `Not a session id: ${JSON.stringify(r.c.sessionId)}`));
+      headers[SESSION_HEADER] = r.c.sessionId;
+    }
+    let payload: Buffer | Uint8Array | undefined;
+    if (r.json !== undefined) {
+      payload = Buffer.from(JSON.stringify(r.json));
+      headers['content-type'] = 'application/json';
+    } else if (r.bytes) {
+      payload = r.bytes;
+      headers['content-type'] = 'application/octet-stream';
+    }
+    if (payload) headers['content-length'] = payload.length;
+    else if (r.method !== 'GET' && r.method !== 'DELETE') headers['content-length'] = 0;
+
+    return new Promise<Res>((resolve, reject) => {
+      const req = this.mod.request(
+        {
+          method: r.method,
+          path,
+          headers,
+          agent: this.agent,
+          ...(this.base.socketPath ? { socketPath: this.base.socketPath } : { hostname: this.base.hostname, port: this.base.port }),
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          let got = 0;
+          res.on('data', (b: Buffer) => {
+            chunks.push(b);
+            got += b.length;
+          });
+          res.on('end', () => {
+            const declared = res.headers['content-length'];
+            const bodiless = res.statusCode === 204 || res.statusCode === 304;
+            if (!res.complete || (!bodiless && declared !== undefined && Number(declared) !== got)) {
+              reject(this.broken(`the response ended after ${got} of ${declared ?? '?'} bytes`));
+              return;
+            }
+            resolve({ status: res.statusCode ?? 0, headers: res.headers, body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, got) });
+          });
+          res.on('error', (e) => reject(this.broken(`the response broke off (${e.message})`)));
+          res.on('aborted', () => reject(this.broken('the server closed the connection before the whole response arrived')));
+        },
+      );
+      req.on('error', (e: NodeJS.ErrnoException) => {
+        // A kept-alive socket the server had just closed: the request never got there; send it again once.
+        if (!retried && (req as http.ClientRequest & { reusedSocket?: boolean }).reusedSocket && e.code === 'ECONNRESET') {
+          this.send(r, true).then(resolve, reject);
+          return;
+        }
+        reject(this.unreachable(e));
+      });
+      req.end(payload);
+    });
+  }
+
+  private unreachable(e: NodeJS.ErrnoException): NexusError {
+    const why = e.code === 'ECONNREFUSED' ? 'connection refused' : e.code === 'ENOENT' ? 'no such socket' : e.message;
+    const err = new NexusError('INTERNAL', `Cannot reach the Nexus server at ${this.where}: ${why}`, { url: this.where, cause: e.code ?? e.message });
+    err.cause = e;
+    return err;
+  }
+
+  private broken(why: string): NexusError {
+    return new NexusError('INTERNAL', `Request to the Nexus server at ${this.where} failed: ${why}`, { url: this.where });
+  }
+
+  /** The server's JSON error, as the catalog's NexusError. */
+  private errorOf(res: Res): NexusError {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(res.body.toString('utf8'));
+    } catch {
+      parsed = undefined;
+    }
+    const e = (parsed as { error?: { code?: unknown; message?: unknown; details?: unknown } } | undefined)?.error;
+    if (e && typeof e === 'object') {
+      const message = typeof e.message === 'string' ? e.message : undefined;
+      const details = e.details && typeof e.details === 'object' && !Array.isArray(e.details) ? (e.details as Record<string, unknown>) : undefined;
+      if (isErrorCode(e.code)) return new NexusError(e.code, message ?? ERRORS[e.code].message, details);
+      return new NexusError('INTERNAL', `Server error ${String(e.code)} (HTTP ${res.status}): ${message ?? ''}`.trim(), { ...details, code: e.code, status: res.status });
+    }
+    const snippet = res.body.toString('utf8', 0, Math.min(res.body.length, 200)).replace(/\s+/g, ' ').trim();
+    return new NexusError('INTERNAL', `Unexpected HTTP ${res.status} from ${this.where}${snippet ? `: ${snippet}` : ''}`, { status: res.status, url: this.where });
+  }
+
+  private async call(r: Req): Promise<Res> {
+    const res = await this.send(r);
+    if (res.status >= 400) throw this.errorOf(res);
+    return res;
+  }
+
+  private async json<T>(r: Req): Promise<T> {
+    const res = await this.call(r);
+    try {
+      return JSON.parse(res.body.toString('utf8')) as T;
+    } catch {
+      throw this.broken(`the response to ${r.method} ${r.path} is not JSON`);
+    }
+  }
+
+  private async none(r: Req): Promise<void> {
+    await this.call(r);
+  }
+
+  /** GET /health: whether the server answers at all. */
+  async health(): Promise<{ status: string; version: string }> {
+    return this.json({ method: 'GET', path: '/health', unprefixed: true });
+  }
+
+  // ---------------------------------------------------------------- files
+
+  async write(path: string, data: Uint8Array, opts: { parents?: boolean }, c: CallContext): Promise<FileInfo> {
+    return this.json({ method: 'PUT', path: '/files/content', query: { path, parents: opts.parents }, bytes: data, c });
+  }
+  async read(path: string, c: CallContext): Promise<Buffer> {
+    return (await this.call({ method: 'GET', path: '/files/content', query: { path }, c })).body;
+  }
+  async mkdir(path: string, opts: { parents?: boolean }, c: CallContext): Promise<FileInfo> {
+    return this.json({ method: 'POST', path: '/files/mkdir', json: { path, ...(opts.parents !== undefined ? { parents: opts.parents } : {}) }, c });
+  }
+  async list(path: string, opts: { recursive?: boolean; sessionId?: string }, c: CallContext): Promise<FileInfo[]> {
+    const r = await this.json<{ files: FileInfo[] }>({ method: 'GET', path: '/files/list', query: { path, recursive: opts.recursive, session_id: opts.sessionId }, c });
+    return r.files;
+  }
+  async stat(path: string, c: CallContext): Promise<FileInfo> {
+    return this.json({ method: 'GET', path: '/files/stat', query: { path }, c });
+  }
+  async exists(path: string, c: CallContext): Promise<boolean> {
+    return (await this.json<{ exists: boolean }>({ method: 'GET', path: '/files/exists', query: { path }, c })).exists;
+  }
+  async delete(path: string, opts: { recursive?: boolean }, c: CallContext): Promise<void> {
+    return this.none({ method: 'POST', path: '/files/delete', json: { path, ...(opts.recursive !== undefined ? { recursive: opts.recursive } : {}) }, c });
+  }
+  async rename(from: string, to: string, c: CallContext): Promise<void> {
+    return this.none({ method: 'POST', path: '/files/rename', json: { from, to }, c });
+  }
+
+  // ---------------------------------------------------------------- workspaces
+
+  async workspaceCreate(path: string, metadata: Record<string, unknown>, c: CallContext): Promise<Workspace> {
+    return this.json({ method: 'POST', path: '/workspaces', json: { path, metadata }, c });
+  }
+  async workspaceList(c: CallContext): Promise<Workspace[]> {
+    return (await this.json<{ workspaces: Workspace[] }>({ method: 'GET', path: '/workspaces', c })).workspaces;
+  }
+  async workspaceInfo(path: string, c: CallContext): Promise<Workspace> {
+    return this.json({ method: 'GET', path: '/workspaces/info', query: { path }, c });
+  }
+  async workspaceDelete(path: string, c: CallContext): Promise<void> {
+    return this.none({ method: 'DELETE', path: '/workspaces', query: { path }, c });
+  }
+
+  // ---------------------------------------------------------------- snapshots
+
+  async snapshotCreate(path: string, opts: { name?: string | null; metadata?: Record<string, unknown> }, c: CallContext): Promise<Snapshot> {
+    return this.json({ method: 'POST', path: '/snapshots', json: { path, name: opts.name ?? null, metadata: opts.metadata ?? {} }, c });
+  }
+  async snapshotList(path: string | undefined, c: CallContext): Promise<Snapshot[]> {
+    return (await this.json<{ snapshots: Snapshot[] }>({ method: 'GET', path: '/snapshots', query: { path }, c })).snapshots;
+  }
+  async snapshotGet(snapshotId: string, c: CallContext): Promise<Snapshot> {
+    return this.json({ method: 'GET', path: `/snapshots/${enc(snapshotId)}`, c });
+  }
+  async snapshotDelete(snapshotId: string, c: CallContext): Promise<void> {
+    return this.none({ method: 'DELETE', path: `/snapshots/${enc(snapshotId)}`, c });
+  }
+  async snapshotDiff(from: string, to: string | undefined, c: CallContext): Promise<Diff> {
+    return this.json({ method: 'GET', path: `/snapshots/${enc(from)}/diff`, query: { to }, c });
+  }
+  async snapshotRestore(path: string, snapshotId: string, c: CallContext): Promise<RestoreReport> {
+    return this.json({ method: 'POST', path: `/snapshots/${enc(snapshotId)}/restore`, json: { path }, c });
+  }
+
+  // ---------------------------------------------------------------- sessions
+
+  async sessionCreate(agentId: string, metadata: Record<string, unknown>, c: CallContext): Promise<Session> {
+    return this.json({ method: 'POST', path: '/sessions', json: { agent_id: agentId, metadata }, c });
+  }
+  async sessionGet(sessionId: string, c: CallContext): Promise<Session> {
+    return this.json({ method: 'GET', path: `/sessions/${enc(sessionId)}`, c });
+  }
+  async sessionList(opts: { agentId?: string }, c: CallContext): Promise<Session[]> {
+    return (await this.json<{ sessions: Session[] }>({ method: 'GET', path: '/sessions', query: { agent_id: opts.agentId }, c })).sessions;
+  }
+  async sessionEnd(sessionId: string, c: CallContext): Promise<Session> {
+    return this.json({ method: 'POST', path: `/sessions/${enc(sessionId)}/end`, c });
+  }
+  async sessionFiles(sessionId: string, c: CallContext): Promise<FileInfo[]> {
+    return (await this.json<{ files: FileInfo[] }>({ method: 'GET', path: `/sessions/${enc(sessionId)}/files`, c })).files;
+  }
+  async sessionChanges(sessionId: string, c: CallContext): Promise<SessionChanges> {
+    return this.json({ method: 'GET', path: `/sessions/${enc(sessionId)}/diff`, c });
+  }
+  async sessionRevert(sessionId: string, opts: { force?: boolean }, c: CallContext): Promise<RevertReport> {
+    return this.json({ method: 'POST', path: `/sessions/${enc(sessionId)}/revert`, json: { ...(opts.force !== undefined ? { force: opts.force } : {}) }, c });
+  }
+
+  async close(): Promise<void> {
+    this.agent.destroy();
+  }
+}

@@ -1,0 +1,350 @@
+/**
+ * The HTTP API: one route per Api method under /api/v1, over the services of
+ * one data directory. Authentication is a hook (`authenticate`), so the same
+ * app serves the daemon's local socket (local trust) and, later, TCP clients
+ * with API keys.
+ *
+ * Errors are always `{ "error": { "code", "message", "details"? } }` with the
+ * catalog's HTTP status (src/errors.ts); bad input is a 400 INVALID_ARGUMENT,
+ * never a 500. File bodies are streamed through engine handles in both
+ * directions. Access logs (one line per request) carry no headers and no
+ * bodies.
+ */
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { readFileSync } from 'node:fs';
+import { ERRORS, NexusError, isErrorCode, type ErrorCode } from '../errors.js';
+import type { OpContext } from '../engine/credentials.js';
+import type { Services } from '../services/services.js';
+import { openReadStream, writeFromStream } from '../services/file-streams.js';
+import { LocalApi } from '../sdk/local-api.js';
+import type { CallContext } from '../sdk/api.js';
+import { logger as projectLogger, type Logger } from '../util/logger.js';
+
+/** Who is calling, as an authenticator establishes it. */
+export interface Caller {
+  ctx: OpContext;
+}
+
+export type Authenticate = (req: FastifyRequest) => Promise<Caller> | Caller;
+
+export interface AppOptions {
+  services: Services;
+  authenticate: Authenticate;
+  /** Largest JSON request body, in bytes (default 1 MiB). */
+  bodyLimit?: number;
+  /** Largest file upload (PUT /api/v1/files/content), in bytes (default 16 GiB). */
+  maxFileBytes?: number;
+  /** pino logger for access and error logs; false for none (default: the project logger, component "server"). */
+  logger?: Logger | false;
+}
+
+export const API_PREFIX = '/api/v1';
+export const SESSION_HEADER = 'x-nexus-session';
+export const DEFAULT_BODY_LIMIT = 1 << 20;
+export const DEFAULT_MAX_FILE_BYTES = 16 * 2 ** 30;
+
+const VERSION = (() => {
+  try {
+    return (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+})();
+
+// ------------------------------------------------------------------ schemas
+
+const str = { type: 'string' } as const;
+/** Query strings are text: booleans are spelled true/false (or 1/0). */
+const qbool = { type: 'string', enum: ['true', 'false', '1', '0'] } as const;
+const obj = { type: 'object' } as const;
+
+function query(props: Record<string, object>, required: string[] = []) {
+  return { type: 'object', properties: props, required, additionalProperties: false } as const;
+}
+const body = query;
+
+const asBool = (v: string | undefined) => v === 'true' || v === '1';
+
+// ------------------------------------------------------------------ errors
+
+interface ErrorBody {
+  error: { code: ErrorCode; message: string; details?: Record<string, unknown> };
+}
+
+/** Any thrown value as a catalog error, and whether it is a bug to log loudly. */
+export function toNexusError(err: unknown): { error: NexusError; unexpected: boolean } {
+  if (err instanceof NexusError) {
+    return { error: err, unexpected: err.status >= 500 && err.code !== 'NO_SPACE' && err.code !== 'NOT_SUPPORTED' };
+  }
+  const fe = err as Partial<FastifyError> & { validation?: { instancePath?: string; message?: string; params?: unknown }[]; validationContext?: string };
+  if (fe && Array.isArray(fe.validation)) {
+    return {
+      error: new NexusError('INVALID_ARGUMENT', `Invalid request: ${fe.message ?? 'validation failed'}`, {
+        part: fe.validationContext,
+        errors: fe.validation.map((v) => ({ path: v.instancePath ?? '', message: v.message ?? '', params: v.params })),
+      }),
+      unexpected: false,
+    };
+  }
+  const status = typeof fe?.statusCode === 'number' ? fe.statusCode : undefined;
+  if (status !== undefined && status >= 400 && status < 500) {
+    // Fastify's own refusals (body parsing, content types, URLs).
+    if (status === 413) return { error: new NexusError('PAYLOAD_TOO_LARGE', fe.message || ERRORS.PAYLOAD_TOO_LARGE.message), unexpected: false };
+    if (status === 404) return { error: new NexusError('NOT_FOUND', fe.message || 'Not found'), unexpected: false };
+    let message = fe.message || ERRORS.INVALID_ARGUMENT.message;
+    if (fe.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') message = 'Unsupported Content-Type: request bodies are application/json (file content: any type)';
+    return { error: new NexusError('INVALID_ARGUMENT', message, fe.code ? { reason: fe.code } : undefined), unexpected: false };
+  }
+  const e = new NexusError('INTERNAL', `Internal error: ${(err as Error)?.message ?? String(err)}`);
+  e.cause = err;
+  return { error: e, unexpected: true };
+}
+
+function errorBody(e: NexusError, requestId: string, unexpected: boolean): ErrorBody {
+  // An unexpected error's message may name server internals: the log has it, the client gets the request id.
+  if (unexpected && e.code === 'INTERNAL') {
+    return { error: { code: 'INTERNAL', message: `${ERRORS.INTERNAL.message} (request ${requestId})`, details: { request_id: requestId } } };
+  }
+  return { error: { code: isErrorCode(e.code) ? e.code : 'INTERNAL', message: e.message, ...(e.details ? { details: e.details } : {}) } };
+}
+
+function sendError(reply: FastifyReply, err: unknown): FastifyReply {
+  const { error, unexpected } = toNexusError(err);
+  if (unexpected) {
+    reply.log.error({ err: (error.cause as Error) ?? error, method: reply.request.method, url: reply.request.url }, 'unexpected error while serving a request');
+  }
+  // A refused upload may still be arriving: do not read (and discard) the rest of it.
+  if (error.code === 'PAYLOAD_TOO_LARGE' && !reply.request.raw.complete) reply.header('connection', 'close');
+  return reply.code(error.status).type('application/json; charset=utf-8').send(errorBody(error, String(reply.request.id), unexpected));
+}
+
+// ------------------------------------------------------------------ app
+
+export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
+  const { services } = opts;
+  const bodyLimit = opts.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  const maxFileBytes = opts.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
+  const log = opts.logger === undefined ? projectLogger('server') : opts.logger;
+
+  const app = Fastify({
+    ...(log === false ? { logger: false } : { loggerInstance: log }),
+    disableRequestLogging: true,
+    bodyLimit,
+    exposeHeadRoutes: false,
+    // Strict input: no type coercion, unknown fields refused rather than dropped.
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false, useDefaults: false } },
+    frameworkErrors: (err, _req, reply) => {
+      sendError(reply, err);
+    },
+  }) as unknown as FastifyInstance;
+
+  const callers = new WeakMap<FastifyRequest, Caller>();
+
+  // Only JSON bodies on API routes (the file-content route accepts anything).
+  app.removeContentTypeParser('text/plain');
+
+  app.setErrorHandler((err, _req, reply) => sendError(reply, err));
+  app.setNotFoundHandler((req, reply) => {
+    sendError(reply, new NexusError('NOT_FOUND', `No such route: ${req.method} ${req.url.split('?')[0]}`));
+  });
+
+  // One access line per request: no headers (Authorization), no bodies.
+  app.addHook('onResponse', async (req, reply) => {
+    const caller = callers.get(req);
+    req.log.info(
+      {
+        method: req.method,
+        url: req.url,
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime * 10) / 10,
+        principal: caller?.ctx.principal ?? undefined,
+        session: typeof req.headers[SESSION_HEADER] === 'string' ? req.headers[SESSION_HEADER] : undefined,
+        remote: req.ip,
+      },
+      'request',
+    );
+  });
+
+  app.get('/health', async () => ({ status: 'ok', version: VERSION }));
+
+  await app.register(
+    async (api) => {
+      api.addHook('onRequest', async (req) => {
+        callers.set(req, await opts.authenticate(req));
+      });
+      routes(api, services, callers, maxFileBytes);
+    },
+    { prefix: API_PREFIX },
+  );
+
+  return app;
+}
+
+function sessionOf(req: FastifyRequest): string | null {
+  const h = req.headers[SESSION_HEADER];
+  if (h === undefined || h === '') return null;
+  if (typeof h !== 'string' || h.includes(',')) throw new NexusError('INVALID_ARGUMENT', 'Give one X-Nexus-Session header');
+  return h.trim();
+}
+
+function routes(api: FastifyInstance, services: Services, callers: WeakMap<FastifyRequest, Caller>, maxFileBytes: number): void {
+  const caller = (req: FastifyRequest): Caller => {
+    const c = callers.get(req);
+    if (!c) throw new NexusError('UNAUTHENTICATED');
+    return c;
+  };
+  const local = (req: FastifyRequest) => new LocalApi(services, caller(req).ctx);
+  const cc = (req: FastifyRequest): CallContext => ({ sessionId: sessionOf(req) });
+  /** The engine context of a streamed call: as LocalApi builds it (an active session, if named). */
+  const opCtx = async (req: FastifyRequest): Promise<OpContext> => {
+    const base = caller(req).ctx;
+    const sessionId = sessionOf(req);
+    if (!sessionId) return base;
+    await services.sessions.requireActive(sessionId);
+    return { ...base, sessionId };
+  };
+
+  type Q<T> = { Querystring: T };
+  type B<T> = { Body: T };
+  type P<T> = { Params: T };
+
+  // ---------------------------------------------------------------- files
+
+  // Raw bytes in and out, streamed. The upload route reads the request itself.
+  api.register(async (content) => {
+    content.removeAllContentTypeParsers();
+    content.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
+
+    content.put<Q<{ path: string; parents?: string }>>(
+      '/files/content',
+      { schema: { querystring: query({ path: str, parents: qbool }, ['path']) } },
+      async (req, reply) => {
+        const declared = req.headers['content-length'];
+        if (declared !== undefined && Number(declared) > maxFileBytes) {
+          throw new NexusError('PAYLOAD_TOO_LARGE', `Request body is larger than the limit of ${maxFileBytes} bytes`, { limit: maxFileBytes });
+        }
+        const info = await writeFromStream(services.engine, services.meta, req.query.path, req.raw, await opCtx(req), {
+          parents: asBool(req.query.parents),
+          maxBytes: maxFileBytes,
+        });
+        return reply.code(200).send(info);
+      },
+    );
+
+    content.route<Q<{ path: string }>>({
+      method: ['GET', 'HEAD'],
+      url: '/files/content',
+      schema: { querystring: query({ path: str }, ['path']) },
+      handler: async (req, reply) => {
+        const ctx = await opCtx(req);
+        if (req.method === 'HEAD') {
+          const info = await services.files.stat(req.query.path, ctx);
+          if (info.type === 'directory') throw new NexusError('IS_A_DIRECTORY', `Is a directory: ${info.path}`);
+          return reply.header('content-type', 'application/octet-stream').header('content-length', String(info.size)).send();
+        }
+        const { info, stream } = await openReadStream(services.engine, req.query.path, ctx);
+        return reply
+          .header('content-type', 'application/octet-stream')
+          .header('content-length', String(info.size))
+          .header('last-modified', new Date(info.mtime).toUTCString())
+          .send(stream);
+      },
+    });
+  });
+
+  api.get<Q<{ path: string }>>('/files/stat', { schema: { querystring: query({ path: str }, ['path']) } }, async (req) =>
+    local(req).stat(req.query.path, cc(req)),
+  );
+  api.get<Q<{ path: string }>>('/files/exists', { schema: { querystring: query({ path: str }, ['path']) } }, async (req) => ({
+    exists: await local(req).exists(req.query.path, cc(req)),
+  }));
+  api.get<Q<{ path: string; recursive?: string; session_id?: string }>>(
+    '/files/list',
+    { schema: { querystring: query({ path: str, recursive: qbool, session_id: str }, ['path']) } },
+    async (req) => ({
+      files: await local(req).list(req.query.path, { recursive: asBool(req.query.recursive), sessionId: req.query.session_id }, cc(req)),
+    }),
+  );
+  api.post<B<{ path: string; parents?: boolean }>>(
+    '/files/mkdir',
+    { schema: { body: body({ path: str, parents: { type: 'boolean' } }, ['path']) } },
+    async (req, reply) => reply.code(201).send(await local(req).mkdir(req.body.path, { parents: req.body.parents }, cc(req))),
+  );
+  api.post<B<{ path: string; recursive?: boolean }>>(
+    '/files/delete',
+    { schema: { body: body({ path: str, recursive: { type: 'boolean' } }, ['path']) } },
+    async (req, reply) => {
+      await local(req).delete(req.body.path, { recursive: req.body.recursive }, cc(req));
+      return reply.code(204).send();
+    },
+  );
+  api.post<B<{ from: string; to: string }>>(
+    '/files/rename',
+    { schema: { body: body({ from: str, to: str }, ['from', 'to']) } },
+    async (req, reply) => {
+      await local(req).rename(req.body.from, req.body.to, cc(req));
+      return reply.code(204).send();
+    },
+  );
+
+  // ---------------------------------------------------------------- workspaces
+
+  api.post<B<{ path: string; metadata?: Record<string, unknown> }>>(
+    '/workspaces',
+    { schema: { body: body({ path: str, metadata: obj }, ['path']) } },
+    async (req, reply) => reply.code(201).send(await local(req).workspaceCreate(req.body.path, req.body.metadata ?? {}, cc(req))),
+  );
+  api.get('/workspaces', { schema: { querystring: query({}) } }, async (req) => ({ workspaces: await local(req).workspaceList(cc(req)) }));
+  api.get<Q<{ path: string }>>('/workspaces/info', { schema: { querystring: query({ path: str }, ['path']) } }, async (req) =>
+    local(req).workspaceInfo(req.query.path, cc(req)),
+  );
+  api.delete<Q<{ path: string }>>('/workspaces', { schema: { querystring: query({ path: str }, ['path']) } }, async (req, reply) => {
+    await local(req).workspaceDelete(req.query.path, cc(req));
+    return reply.code(204).send();
+  });
+
+  // ---------------------------------------------------------------- snapshots
+
+  api.post<B<{ path: string; name?: string | null; metadata?: Record<string, unknown> }>>(
+    '/snapshots',
+    { schema: { body: body({ path: str, name: { type: ['string', 'null'] }, metadata: obj }, ['path']) } },
+    async (req, reply) =>
+      reply.code(201).send(await local(req).snapshotCreate(req.body.path, { name: req.body.name ?? null, metadata: req.body.metadata ?? {} }, cc(req))),
+  );
+  api.get<Q<{ path?: string }>>('/snapshots', { schema: { querystring: query({ path: str }) } }, async (req) => ({
+    snapshots: await local(req).snapshotList(req.query.path, cc(req)),
+  }));
+  api.get<P<{ id: string }>>('/snapshots/:id', async (req) => local(req).snapshotGet(req.params.id, cc(req)));
+  api.delete<P<{ id: string }>>('/snapshots/:id', async (req, reply) => {
+    await local(req).snapshotDelete(req.params.id, cc(req));
+    return reply.code(204).send();
+  });
+  api.get<P<{ id: string }> & Q<{ to?: string }>>('/snapshots/:id/diff', { schema: { querystring: query({ to: str }) } }, async (req) =>
+    local(req).snapshotDiff(req.params.id, req.query.to, cc(req)),
+  );
+  api.post<P<{ id: string }> & B<{ path: string }>>(
+    '/snapshots/:id/restore',
+    { schema: { body: body({ path: str }, ['path']) } },
+    async (req) => local(req).snapshotRestore(req.body.path, req.params.id, cc(req)),
+  );
+
+  // ---------------------------------------------------------------- sessions
+
+  api.post<B<{ agent_id: string; metadata?: Record<string, unknown> }>>(
+    '/sessions',
+    { schema: { body: body({ agent_id: str, metadata: obj }, ['agent_id']) } },
+    async (req, reply) => reply.code(201).send(await local(req).sessionCreate(req.body.agent_id, req.body.metadata ?? {}, cc(req))),
+  );
+  api.get<Q<{ agent_id?: string }>>('/sessions', { schema: { querystring: query({ agent_id: str }) } }, async (req) => ({
+    sessions: await local(req).sessionList({ agentId: req.query.agent_id }, cc(req)),
+  }));
+  api.get<P<{ id: string }>>('/sessions/:id', async (req) => local(req).sessionGet(req.params.id, cc(req)));
+  api.post<P<{ id: string }>>('/sessions/:id/end', async (req) => local(req).sessionEnd(req.params.id, cc(req)));
+  api.get<P<{ id: string }>>('/sessions/:id/files', async (req) => ({ files: await local(req).sessionFiles(req.params.id, cc(req)) }));
+  api.get<P<{ id: string }>>('/sessions/:id/diff', async (req) => local(req).sessionChanges(req.params.id, cc(req)));
+  api.post<P<{ id: string }> & B<{ force?: boolean } | undefined>>(
+    '/sessions/:id/revert',
+    { schema: { body: body({ force: { type: 'boolean' } }) } },
+    async (req) => local(req).sessionRevert(req.params.id, { force: req.body?.force }, cc(req)),
+  );
+}

@@ -1,0 +1,42 @@
+/** Facts about local processes from /proc (Linux). Every reader tolerates the process being gone. */
+import { readFileSync } from 'node:fs';
+
+/** Fields after the command name in /proc/<pid>/stat (index 0 is field 3, "state"). */
+function statFields(pid: number): string[] | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return undefined;
+  }
+}
+
+/** Start time in clock ticks since boot (field 22): with the pid, it names one process for good. */
+export function processStartTime(pid: number): string | undefined {
+  return statFields(pid)?.[19];
+}
+
+export function parentPid(pid: number): number | undefined {
+  const f = statFields(pid);
+  return f ? Number(f[1]) : undefined;
+}
+
+/** FUSE reports the calling thread; its process is the thread group leader. */
+export function threadGroupOf(tid: number): number {
+  try {
+    const m = /^Tgid:\s*(\d+)$/m.exec(readFileSync(`/proc/${tid}/status`, 'utf8'));
+    return m ? Number(m[1]) : tid;
+  } catch {
+    return tid;
+  }
+}
+
+export function environVar(pid: number, name: string): string | undefined {
+  try {
+    const prefix = name + '=';
+    for (const kv of readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0')) if (kv.startsWith(prefix)) return kv.slice(prefix.length);
+  } catch {
+    // gone, or not ours to read
+  }
+  return undefined;
+}
