@@ -153,7 +153,9 @@ export function buildOps(services: Services, control: ControlFiles, sessions: Se
           const { names, stats } = await control.readdir(path, caller());
           return [names, stats.map(toFuseStat), names.map((_, i) => i + 1)];
         }
-        const c = ctx();
+        // Fuse.context() is only valid before the first await: take the caller now.
+        const who = caller();
+        const c = who.ctx;
         const names: string[] = [];
         const stats: ReturnType<typeof toFuseStat>[] = [];
         const offsets: number[] = [];
@@ -165,7 +167,7 @@ export function buildOps(services: Services, control: ControlFiles, sessions: Se
           offsets.push(1, 2);
           if (path === '/') {
             names.push('.nexus');
-            stats.push(toFuseStat(await control.getattr(CONTROL_ROOT, caller())));
+            stats.push(toFuseStat(await control.getattr(CONTROL_ROOT, who)));
             offsets.push(cursors.offsetFor(path, ''));
           }
         } else if (offset > 2) {
@@ -262,7 +264,22 @@ export function buildOps(services: Services, control: ControlFiles, sessions: Se
     utimens: (path, atime, mtime, cb) =>
       reply('utimens', path, cb, async () => {
         if (isControl(path)) control.refuse(path);
-        await engine.utimens(path, times(atime), times(mtime), ctx());
+        const c = ctx();
+        let a = times(atime);
+        let m = times(mtime);
+        // The patched binding resolves UTIME_NOW to a timestamp, so "touch to
+        // now" (allowed to anyone with write access) arrives looking like
+        // explicit times (owner only). With default_permissions the kernel has
+        // already refused explicit times from anyone but the owner or root, so
+        // a request from another user can only be a UTIME_NOW: say so.
+        if (c.cred.uid !== 0 && (a !== 'omit' || m !== 'omit')) {
+          const st = await engine.getattr(path, c);
+          if (st.uid !== c.cred.uid) {
+            if (a !== 'omit') a = 'now';
+            if (m !== 'omit') m = 'now';
+          }
+        }
+        await engine.utimens(path, a, m, c);
         return [];
       }),
 

@@ -10,7 +10,7 @@ describe.skipIf(!fuseAvailable)('mount: /.nexus is reserved', () => {
   const t = mountPerTest();
 
   it('is listed at the root and readable with cat, ls and stat', () => {
-    const out = shOk(t.m.mountpoint, `ls -a | grep -x .nexus; ls .nexus; head -1 .nexus/README; stat -c '%F %a' .nexus .nexus/README; wc -c < .nexus/README`);
+    const out = shOk(t.m.mountpoint, `ls -a | grep -x .nexus; ls .nexus | grep -x README; head -1 .nexus/README; stat -c '%F %a' .nexus .nexus/README; wc -c < .nexus/README`);
     const [, readme, title, dirLine, fileLine, size] = out.trim().split('\n');
     expect(readme).toBe('README');
     expect(title).toBe('Nexus control files');
@@ -47,7 +47,7 @@ t('chown README', lambda: os.chown('.nexus/README', 1, 1))
 t('utime README', lambda: os.utime('.nexus/README', (1, 1)))
 t('setxattr README', lambda: os.setxattr('.nexus/README', 'user.x', b'1'))
 t('read README', lambda: open('.nexus/README').read().splitlines()[0])
-t('still a directory', lambda: sorted(os.listdir('.nexus')))
+t('still a directory', lambda: 'README' in os.listdir('.nexus'))
 `);
     expect(r.stderr).toBe('');
     // Every mutation failed; none silently succeeded.
@@ -55,7 +55,7 @@ t('still a directory', lambda: sorted(os.listdir('.nexus')))
     const mutations = lines.filter((l) => !l.startsWith('read README') && !l.startsWith('still a directory'));
     expect(mutations.filter((l) => / OK/.test(l)), 'mutations of /.nexus that succeeded').toEqual([]);
     expect(lines).toContain("read README OK Nexus control files");
-    expect(lines).toContain("still a directory OK ['README']");
+    expect(lines).toContain('still a directory OK True');
     // The errnos people see: EPERM for the reserved tree, EEXIST/EISDIR for the name itself.
     expect(lines).toContain('rmdir /.nexus EPERM');
     expect(lines).toContain('rename /.nexus away EPERM');
@@ -69,7 +69,7 @@ t('still a directory', lambda: sorted(os.listdir('.nexus')))
       expect(s.code, cmd).not.toBe(0);
       expect(s.stderr, cmd).not.toBe('');
     }
-    expect(shOk(t.m.mountpoint, 'ls .nexus; ls -d elsewhere x 2>/dev/null || true; cat f')).toBe('README\nx');
+    expect(shOk(t.m.mountpoint, 'ls .nexus | grep -x README; ls -d elsewhere x 2>/dev/null || true; cat f')).toBe('README\nx');
   });
 
   it('.nexus is an ordinary name below the root, and /.nexus stays out of what tools copy from subdirectories', () => {
