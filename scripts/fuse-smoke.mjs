@@ -1,10 +1,14 @@
 #!/usr/bin/env node
 // Smoke check of Nexus's patched fuse-native (patches/fuse-native+2.2.6.patch,
 // native-notes/fuse-native.md). A child process mounts a tiny in-memory
-// filesystem, and a second one (mnt-paged) that serves readdirPaged (100,000
-// entries), create(path, mode, flags, cb) and statfs counts above 2^32; this
-// process (never the daemon itself: that deadlocks) drives them with real
-// syscalls and prints one PASS/FAIL/INFO line per behaviour.
+// filesystem, a second one (mnt-paged) that serves readdirPaged (100,000
+// entries), create(path, mode, flags, cb) and statfs counts above 2^32, and a
+// third one (mnt-direct, mounted like the Nexus daemon: auto_cache, attr and
+// entry timeout 0) whose open/create/opendir answer per-open flags
+// (cb(0, fh, { directIo, keepCache, nonSeekable })): generated files of size 0
+// and a command/result control file. This process (never the daemon itself:
+// that deadlocks) drives them with real syscalls and prints one
+// PASS/FAIL/INFO line per behaviour.
 //
 //   node scripts/fuse-smoke.mjs                  run the checks (exit 1 on any FAIL)
 //   node scripts/fuse-smoke.mjs --no-utime-omit  mount without flag_utime_omit_ok, to
@@ -12,7 +16,7 @@
 //   node scripts/fuse-smoke.mjs --module DIR     use another fuse-native checkout
 //
 // Exit codes: 0 all passed, 1 a check failed, 77 skipped (no /dev/fuse or not root).
-// Both mounts are unmounted in `finally` and /proc/mounts is checked at the end.
+// All three mounts are unmounted in `finally` and /proc/mounts is checked at the end.
 
 import { fork, spawnSync, execFileSync } from 'node:child_process'
 import { createRequire } from 'node:module'
@@ -37,6 +41,19 @@ const STATFS = { // served by the paged mount's statfs: six counts above 2^32, a
   bsize: 4096, frsize: 4096, blocks: 2 ** 33 + 12345, bfree: 2n ** 32n + 77n, bavail: 2 ** 32 + 5,
   files: 2n ** 40n + 7n, ffree: 2 ** 36 + 3, favail: 2n ** 36n, namemax: 255
 }
+// The direct mount (mnt3): generated content, the same bytes for the same fh
+// (the first line names it), so the parent can check what it read.
+const GEN_LEN = 300000 // more than two 128 KiB reads
+const TRICKLE_LEN = 5000 // served at most TRICKLE_STEP bytes per read
+const TRICKLE_STEP = 1000
+const genContent = (fh, len = GEN_LEN) => {
+  const b = Buffer.alloc(len)
+  for (let i = 0; i < len; i++) b[i] = 97 + (i % 26)
+  Buffer.from(`generated for fh ${fh}\n`).copy(b)
+  b[len - 1] = 10
+  return b
+}
+const ctlResult = cmd => Buffer.concat([Buffer.from(`ok ${JSON.stringify(cmd)}\n`), Buffer.alloc(140000, 'r'), Buffer.from('\n')]) // > 128 KiB
 const O = fs.constants
 const O_LARGEFILE = 0o100000 // x86-64 value; not in fs.constants
 const flagNames = f => {
@@ -83,9 +100,12 @@ async function parent (moduleDir, opts) {
   const mnt2 = path.join(tmp, 'mnt-paged') // second mount, served by readdirPaged, create(path, mode, flags, cb), 64-bit statfs
   fs.mkdirSync(mnt2)
   const q = name => path.join(mnt2, name)
-  const mounts = [mnt, mnt2]
+  const mnt3 = path.join(tmp, 'mnt-direct') // third mount: per-open flags (directIo, keepCache, nonSeekable), mounted like the Nexus daemon
+  fs.mkdirSync(mnt3)
+  const d3 = name => path.join(mnt3, name)
+  const mounts = [mnt, mnt2, mnt3]
 
-  const daemon = fork(SELF, ['--child', mnt, moduleDir, JSON.stringify({ ...opts, mnt2 })], {
+  const daemon = fork(SELF, ['--child', mnt, moduleDir, JSON.stringify({ ...opts, mnt2, mnt3 })], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     execArgv: ['--no-warnings'], // the child records process warnings as events instead
     serialization: 'advanced' // BigInt in messages
@@ -358,6 +378,10 @@ async function parent (moduleDir, opts) {
     ev = await events()
     const cb3 = ev.find(e => e.op === 'create' && e.path === '/excl')
     info("create flags of open('wx+') (O_RDWR|O_CREAT|O_EXCL|O_TRUNC)", cb3 ? (typeof cb3.flags === 'number' ? flagNames(cb3.flags) : String(cb3.flags)) : 'create not called')
+    fs.closeSync(fs.openSync(q('trunc-new'), 'w'))
+    ev = await events()
+    const cb4 = ev.find(e => e.op === 'create' && e.path === '/trunc-new')
+    info("create flags of open('w') (O_WRONLY|O_CREAT|O_TRUNC) of a new file", cb4 ? (typeof cb4.flags === 'number' ? flagNames(cb4.flags) : String(cb4.flags)) : 'create not called')
 
     // 10. statfs counts above 2^32.
     const sf = sh('stat', ['-f', '-c', '%S %b %f %a %c %d', mnt2])
@@ -371,6 +395,189 @@ async function parent (moduleDir, opts) {
     const nsf = fs.statfsSync(mnt2, { bigint: true })
     check(nsf.blocks === BigInt(STATFS.blocks) && nsf.bfree === BigInt(STATFS.bfree) && nsf.files === BigInt(STATFS.files) && nsf.ffree === BigInt(STATFS.ffree),
       'fs.statfsSync(mnt, { bigint: true }) agrees', `blocks ${nsf.blocks}, bfree ${nsf.bfree}, bavail ${nsf.bavail}, files ${nsf.files}, ffree ${nsf.ffree}`)
+
+    // 11. Per-open flags: open/create/opendir answer cb(0, fh, { directIo, keepCache, nonSeekable }).
+    //     mnt3 is mounted like the Nexus daemon (auto_cache, attr/entry timeout 0); see the child.
+    await events()
+    const m3 = (ev, op, p) => ev.filter(e => e.m3 && e.op === op && e.path === p)
+    const readList = rs => { // offset+len->returned of each handler read; long lists are shortened
+      const one = e => `${e.offset}+${e.len}->${e.returned}`
+      return rs.length <= 6 ? rs.map(one).join(', ') : `${rs.length} reads: ${rs.slice(0, 2).map(one).join(', ')}, ..., ${rs.slice(-2).map(one).join(', ')}`
+    }
+    const catOf = (file, extra = {}) => sh('cat', [file], { encoding: 'buffer', maxBuffer: 64 << 20, ...extra })
+
+    // 11a. directIo: a file whose getattr size is 0 gives its whole content.
+    const catGen = catOf(d3('gen'))
+    ev = await events()
+    const genOpen = m3(ev, 'open', '/gen')[0]
+    const genReads = m3(ev, 'read', '/gen')
+    const genWant = genContent(genOpen && genOpen.fh)
+    check(catGen.status === 0 && genOpen && catGen.stdout.equals(genWant),
+      'directIo: cat of a file whose getattr size is 0 prints its whole generated content',
+      `${catGen.stdout.length} bytes (expected ${GEN_LEN}); handler reads offset+len->returned: ${readList(genReads)}`)
+    const lastTwo = genReads.slice(-2)
+    check(lastTwo.length === 2 && lastTwo[0].returned > 0 && lastTwo[0].returned < lastTwo[0].len && lastTwo[1].returned === 0 && lastTwo[1].offset === GEN_LEN,
+      'directIo: after the short read at the end, cat asks once more and stops at the 0-byte answer',
+      `last reads: ${readList(lastTwo)}`)
+    const catCached = catOf(d3('gen-cached'))
+    ev = await events()
+    check(catCached.status === 0 && catCached.stdout.length === 0 && m3(ev, 'read', '/gen-cached').length === 0,
+      'without directIo the kernel stops at the getattr size: cat of the same size-0 file prints nothing, and no read reaches the handler',
+      `${catCached.stdout.length} bytes, ${m3(ev, 'read', '/gen-cached').length} reads`)
+    const rfSync = fs.readFileSync(d3('gen'))
+    ev = await events()
+    const rfSyncFh = m3(ev, 'open', '/gen')[0]?.fh
+    const rfSyncReads = m3(ev, 'read', '/gen')
+    const rfAsync = await fs.promises.readFile(d3('gen'))
+    const ev2 = await events()
+    const rfAsyncFh = m3(ev2, 'open', '/gen')[0]?.fh
+    check(rfSync.equals(genContent(rfSyncFh)) && rfAsync.equals(genContent(rfAsyncFh)),
+      "directIo: node's fs.readFileSync and fs.promises.readFile read the size-0 file to the end (a 0-byte read ends it)",
+      `readFileSync ${rfSync.length} bytes in reads ${readList(rfSyncReads)}; readFile ${rfAsync.length} bytes in ${m3(ev2, 'read', '/gen').length} reads`)
+
+    // 11b. Short reads: under directIo a short read is only a short read(2); the 0-byte answer is the end.
+    const catTrickle = catOf(d3('trickle'))
+    ev = await events()
+    const trOpen = m3(ev, 'open', '/trickle')[0]
+    const trickleSync = fs.readFileSync(d3('trickle'))
+    const ev3 = await events()
+    const trSyncFh = m3(ev3, 'open', '/trickle')[0]?.fh
+    check(catTrickle.stdout.equals(genContent(trOpen && trOpen.fh, TRICKLE_LEN)) && trickleSync.equals(genContent(trSyncFh, TRICKLE_LEN)),
+      `directIo: a handler answering at most ${TRICKLE_STEP} bytes per read is read to the end by cat and fs.readFileSync (a short read is not EOF)`,
+      `cat ${catTrickle.stdout.length} bytes, reads ${readList(m3(ev, 'read', '/trickle'))}; readFileSync ${trickleSync.length} bytes`)
+    const catTrickleCached = catOf(d3('trickle-cached'))
+    ev = await events()
+    const tcSize = fs.statSync(d3('trickle-cached')).size
+    info('short reads without directIo (page cache)',
+      `getattr size ${TRICKLE_LEN}, handler answers at most ${TRICKLE_STEP} per read: cat printed ${catTrickleCached.stdout.length} bytes; reads ${readList(m3(ev, 'read', '/trickle-cached'))}; stat afterwards ${tcSize}`)
+    const catSized = catOf(d3('gen-sized'))
+    const sizedSync = fs.readFileSync(d3('gen-sized'))
+    const sizedAsync = await fs.promises.readFile(d3('gen-sized'))
+    ev = await events()
+    info('directIo file whose getattr size (1000) is smaller than its content',
+      `cat ${catSized.stdout.length} bytes; fs.readFileSync ${sizedSync.length}; fs.promises.readFile ${sizedAsync.length} (node trusts st_size when it is not 0)`)
+    const cpDst = path.join(tmp, 'cp-of-gen')
+    const cpGen = sh('cp', [d3('gen'), cpDst])
+    const cpSize = fs.existsSync(cpDst) ? fs.statSync(cpDst).size : -1
+    const nodeCopyDst = path.join(tmp, 'copyFile-of-gen')
+    let copyErr = ''
+    try { fs.copyFileSync(d3('gen'), nodeCopyDst) } catch (e) { copyErr = e.code }
+    const nodeCopySize = fs.existsSync(nodeCopyDst) ? fs.statSync(nodeCopyDst).size : -1
+    ev = await events()
+    info('copying a size-0 directIo file', `cp: exit ${cpGen.status}, ${cpSize} bytes; fs.copyFileSync: ${copyErr || 'ok'}, ${nodeCopySize} bytes (libuv copies st_size bytes)`)
+
+    // 11c. Control file: write a command, read the result back on the same descriptor.
+    const rw = sh('bash', ['-c', 'exec 3<>"$1"; echo status >&3; cat <&3', 'bash', d3('ctl')], { encoding: 'buffer', maxBuffer: 64 << 20 })
+    ev = await events()
+    const ctlOpen = m3(ev, 'open', '/ctl')[0]
+    const ctlW = m3(ev, 'write', '/ctl')
+    const ctlR = m3(ev, 'read', '/ctl')
+    check(rw.status === 0 && rw.stdout.equals(ctlResult('status\n')) && ctlW.length === 1 && ctlW[0].answered === 7,
+      "directIo control file: bash 'exec 3<>ctl; echo status >&3; cat <&3' reads the whole result back on the same descriptor",
+      `${rw.stdout.length} bytes (expected ${ctlResult('status\n').length}); open flags ${ctlOpen ? flagNames(ctlOpen.flags) : '?'}; ` +
+      `write ${ctlW.map(e => `${e.offset}+${e.len}->${e.answered}`).join(', ')}; reads ${readList(ctlR)}${rw.stderr.length ? '; ' + rw.stderr.toString().trim() : ''}`)
+    info('control file read offsets', `the first read after a ${ctlW[0]?.len}-byte write came at offset ${ctlR[0]?.offset} (the descriptor's position): serve results from a per-descriptor cursor, not from the offset`)
+    const echoCtl = sh('bash', ['-c', 'echo hello > "$1"', 'bash', d3('ctl')])
+    ev = await events()
+    const eo = m3(ev, 'open', '/ctl')[0]
+    const etr = [...m3(ev, 'ftruncate', '/ctl'), ...m3(ev, 'truncate', '/ctl')]
+    const ew = m3(ev, 'write', '/ctl')
+    check(echoCtl.status === 0 && ew.length === 1 && ew[0].data === 'hello\n' && ew[0].answered === 6,
+      "echo hello > ctl: one write of 6 bytes, answered 6, and echo exits 0",
+      `open flags ${eo ? flagNames(eo.flags) : '?'}; then ${etr.map(e => `${e.op}(size ${e.size})`).join(', ') || 'no truncate'}; write ${ew.map(e => `${e.offset}+${e.len}->${e.answered}`).join(', ')}`)
+    const echoRefused = sh('bash', ['-c', 'echo hello > "$1"', 'bash', d3('ctl-refuse-trunc')])
+    ev = await events()
+    info('echo > a control file whose truncate answers EPERM',
+      `exit ${echoRefused.status}, ${echoRefused.stderr.trim() || 'no message'}; writes: ${m3(ev, 'write', '/ctl-refuse-trunc').length} (O_TRUNC arrives as ${[...m3(ev, 'ftruncate', '/ctl-refuse-trunc'), ...m3(ev, 'truncate', '/ctl-refuse-trunc')].map(e => e.op + '(' + e.size + ')').join(', ') || 'nothing'})`)
+    const appendCtl = sh('bash', ['-c', 'echo one >> "$1"', 'bash', d3('ctl-refuse-trunc')])
+    ev = await events()
+    info('echo >> a control file', `exit ${appendCtl.status}; open flags ${m3(ev, 'open', '/ctl-refuse-trunc').map(e => flagNames(e.flags)).join(', ')}; writes ${m3(ev, 'write', '/ctl-refuse-trunc').map(e => `${e.offset}+${e.len}->${e.answered}`).join(', ')}; truncates ${[...m3(ev, 'ftruncate', '/ctl-refuse-trunc'), ...m3(ev, 'truncate', '/ctl-refuse-trunc')].length}`)
+
+    // 11d. The page cache: ordinary files keep it, directIo files bypass it.
+    const rereadOneFd = file => { // read the whole file, then read it again from 0 on the same descriptor
+      const fd = fs.openSync(file, 'r')
+      const size = fs.fstatSync(fd).size
+      const buf = Buffer.alloc(Math.max(size, GEN_LEN) + 1)
+      const first = fs.readSync(fd, buf, 0, buf.length, 0)
+      return { fd, first, again: () => { const n = fs.readSync(fd, buf, 0, buf.length, 0); fs.closeSync(fd); return n } }
+    }
+    let rr = rereadOneFd(d3('plain'))
+    await events()
+    let again = rr.again()
+    ev = await events()
+    check(rr.first === GEN_LEN && again === GEN_LEN && m3(ev, 'read', '/plain').length === 0,
+      'ordinary file (no options): a warm re-read on the same descriptor is served from the page cache (no read reaches the handler)',
+      `first read ${rr.first} bytes, re-read ${again} bytes with ${m3(ev, 'read', '/plain').length} handler reads`)
+    catOf(d3('plain'))
+    ev = await events()
+    const cat2 = catOf(d3('plain'))
+    ev = await events()
+    check(cat2.stdout.equals(genContent(0)) && m3(ev, 'read', '/plain').length === 0,
+      'ordinary file on an auto_cache mount (like Nexus): a second cat, a new open, is served from the page cache',
+      `second cat ${cat2.stdout.length} bytes with ${m3(ev, 'read', '/plain').length} handler reads`)
+    rr = rereadOneFd(d3('gen'))
+    await events()
+    again = rr.again()
+    ev = await events()
+    check(rr.first === GEN_LEN && again === GEN_LEN && m3(ev, 'read', '/gen').length >= 2,
+      'directIo file: the same re-read on one descriptor goes to the handler every time',
+      `re-read ${again} bytes in ${m3(ev, 'read', '/gen').length} handler reads`)
+    // keepCache on a mount without auto_cache (the first mount): every open drops the pages unless the open keeps them.
+    fs.writeFileSync(p('plain-main'), genContent(0))
+    fs.writeFileSync(p('keep-main'), genContent(0))
+    catOf(p('plain-main')); catOf(p('keep-main'))
+    await events()
+    const cPlain = catOf(p('plain-main'))
+    ev = await events()
+    const plainReads = ev.filter(e => e.op === 'read' && e.path === '/plain-main').length
+    const cKeep = catOf(p('keep-main'))
+    ev = await events()
+    const keepReads = ev.filter(e => e.op === 'read' && e.path === '/keep-main').length
+    check(cKeep.stdout.equals(genContent(0)) && keepReads === 0,
+      'keepCache: true (no auto_cache): a second cat is served from the page cache',
+      `${keepReads} handler reads; the same file opened without keepCache: ${plainReads} reads (${cPlain.stdout.length} bytes) — without keep_cache or auto_cache every open drops the cached pages`)
+
+    // 11e. nonSeekable, create with options, opendir with options, an unknown key.
+    const seqCat = catOf(d3('seq'))
+    ev = await events()
+    const seqFh = m3(ev, 'open', '/seq')[0]?.fh
+    const seqSync = fs.readFileSync(d3('seq'))
+    ev = await events()
+    const seqSyncFh = m3(ev, 'open', '/seq')[0]?.fh
+    let preadErr = null
+    const sfd = fs.openSync(d3('seq'), 'r')
+    try { fs.readSync(sfd, Buffer.alloc(10), 0, 10, 5) } catch (e) { preadErr = e.code }
+    fs.closeSync(sfd)
+    await events()
+    check(seqCat.stdout.equals(genContent(seqFh)) && seqSync.equals(genContent(seqSyncFh)) && preadErr === 'ESPIPE',
+      'nonSeekable: cat and fs.readFileSync read it, pread fails with ESPIPE',
+      `cat ${seqCat.stdout.length} bytes, readFileSync ${seqSync.length} bytes, pread: ${preadErr || 'succeeded'}`)
+    const createdRead = name => {
+      const fd = fs.openSync(d3(name), 'w+')
+      const buf = Buffer.alloc(100)
+      const n = fs.readSync(fd, buf, 0, 100, null)
+      fs.closeSync(fd)
+      return buf.toString('utf8', 0, n)
+    }
+    const madeDirect = createdRead('made-direct')
+    const madePlain = createdRead('made-plain')
+    ev = await events()
+    const mdCreate = m3(ev, 'create', '/made-direct')[0]
+    check(mdCreate && mdCreate.options && madeDirect === 'served by the handler\n' && madePlain === '',
+      "create answering { directIo: true }: a read on the new descriptor reaches the handler (without it, the new size-0 file reads empty)",
+      `made-direct read ${JSON.stringify(madeDirect)} (create flags ${mdCreate ? flagNames(mdCreate.flags) : '?'}); made-plain read ${JSON.stringify(madePlain)}`)
+    const lsDir = sh('ls', ['-a', d3('dir')])
+    const seekDir = sh('python3', ['-c', 'import os,sys\nfd=os.open(sys.argv[1], os.O_RDONLY|os.O_DIRECTORY)\ntry:\n  print("lseek ->", os.lseek(fd, 0, 0))\nexcept OSError as e:\n  print("lseek ->", e.strerror)', d3('dir')])
+    ev = await events()
+    check(lsDir.status === 0 && lsDir.stdout.split('\n').includes('a') && m3(ev, 'opendir', '/dir').length > 0,
+      'opendir answering cb(0, fh, { nonSeekable: true, keepCache: true }) still lists', lsDir.stdout.trim().split('\n').join(' '))
+    info('opendir options reach the kernel?', `lseek(dirfd, 0, SEEK_SET) on the nonSeekable directory: ${(seekDir.stdout || seekDir.stderr).trim()} ` +
+      '(libfuse 2.9 replies to OPENDIR with its own fuse_file_info, so fi->nonseekable/keep_cache/direct_io set in opendir are dropped)')
+    const typo = catOf(d3('typo'))
+    ev = await events()
+    const typoWarn = ev.find(e => e.op === 'warning' && /directIO/.test(e.message))
+    check(typo.stdout.length === 0 && typoWarn, 'an unknown option key (directIO) is ignored with a process warning',
+      `cat ${typo.stdout.length} bytes; warning: ${typoWarn && typoWarn.message}`)
   } catch (e) {
     check(false, 'smoke ran to the end', e.stack)
   } finally {
@@ -458,7 +665,10 @@ function child (mnt, moduleDir, opts) {
       ev('create', p, { ino: n.ino, mode, argTypes: ['path', 'mode'], cbType: typeof cb })
       cb(0, 42)
     },
-    open (p, flags, cb) { ev('open', p, { flags }); cb(nodes.has(p) ? 0 : Fuse.ENOENT, 42) },
+    open (p, flags, cb) { // /keep-*: per-open keep_cache (this mount has no auto_cache)
+      ev('open', p, { flags })
+      cb(nodes.has(p) ? 0 : Fuse.ENOENT, 42, p.startsWith('/keep-') ? { keepCache: true } : undefined)
+    },
     release (p, fd, cb) { cb(0) },
     flush (p, fd, cb) { cb(0) },
     fsync (...args) {
@@ -602,6 +812,103 @@ function child (mnt, moduleDir, opts) {
       cb(0, Fuse.NEXUS_PATCH_VERSION ? STATFS : Object.fromEntries(Object.entries(STATFS).map(([k, v]) => [k, Number(v)])))
     }
   }
+  // Third mount (opts.mnt3): per-open flags. Every file is generated by the
+  // handler; getattr reports the sizes below. /ctl is a command/result file:
+  // what is written on a descriptor is the command, and reads on the same
+  // descriptor return ctlResult(command) from a per-descriptor cursor (the
+  // offset is recorded, not used).
+  const DIRECT = {
+    '/ctl': { size: 0, mode: 0o100666, open: { directIo: true }, ctl: true },
+    '/ctl-refuse-trunc': { size: 0, mode: 0o100666, open: { directIo: true }, ctl: true, refuseTruncate: true },
+    '/gen': { size: 0, mode: 0o100444, open: { directIo: true } },
+    '/gen-cached': { size: 0, mode: 0o100444 }, // the same content without directIo
+    '/gen-sized': { size: 1000, mode: 0o100444, open: { directIo: true } }, // getattr says 1000 bytes, there are GEN_LEN
+    '/seq': { size: 0, mode: 0o100444, open: { directIo: true, nonSeekable: true } },
+    '/trickle': { size: 0, mode: 0o100444, open: { directIo: true }, len: TRICKLE_LEN, step: TRICKLE_STEP },
+    '/trickle-cached': { size: TRICKLE_LEN, mode: 0o100444, len: TRICKLE_LEN, step: TRICKLE_STEP },
+    '/plain': { size: GEN_LEN, mode: 0o100644, fixed: true }, // an ordinary file: true size, no options
+    '/typo': { size: 0, mode: 0o100444, open: { directIO: true } } // the mount option's spelling: ignored with a warning
+  }
+  const tDate = new Date(Number(t0 / 1000000n)) // stock fuse-native reads only atime/mtime/ctime (else "now", which defeats auto_cache)
+  const dStat = (mode, size, ino) => ({
+    mode, size, ino, nlink: mode & 0o40000 ? 2 : 1, uid: 0, gid: 0, blksize: 4096, blocks: Math.ceil(size / 512),
+    atimeNs: t0, mtimeNs: t0, ctimeNs: t0, atime: tDate, mtime: tDate, ctime: tDate
+  })
+  const dCreated = new Map() // path -> { direct }
+  const dOpen = new Map() // fh -> { path, content, ctl: { cmd, out, at } }
+  let nextFh = 1000
+  const evD = (op, p, extra) => ev(op, p, { m3: true, ...extra })
+  const dFile = p => DIRECT[p] || (dCreated.has(p) ? { size: 0, mode: 0o100644, created: true } : null)
+  const dOpenFile = (op, p, flags, options) => {
+    const fh = ++nextFh
+    const f = dFile(p)
+    const content = f.ctl ? null : f.created ? Buffer.from('served by the handler\n') : genContent(f.fixed ? 0 : fh, f.len || GEN_LEN)
+    dOpen.set(fh, { path: p, content, ctl: f.ctl ? { cmd: '', out: null, at: 0 } : null })
+    evD(op, p, { flags, fh, options })
+    return fh
+  }
+  const opsD = {
+    getattr (p, cb) {
+      if (p === '/' || p === '/dir') return cb(0, dStat(0o40755, 0, p === '/' ? 1 : 2))
+      if (p === '/dir/a') return cb(0, dStat(0o100644, 0, 3))
+      const f = dFile(p)
+      if (!f) return cb(Fuse.ENOENT)
+      cb(0, dStat(f.mode, f.size, 10 + Object.keys(DIRECT).indexOf(p) + (f.created ? 100 : 0)))
+    },
+    readdir (p, cb) {
+      if (p === '/dir') return cb(0, ['.', '..', 'a'])
+      cb(0, ['.', '..', 'dir', ...Object.keys(DIRECT).map(k => k.slice(1)), ...[...dCreated.keys()].map(k => k.slice(1))])
+    },
+    opendir (p, flags, cb) {
+      const fh = ++nextFh
+      evD('opendir', p, { fh })
+      cb(0, fh, p === '/dir' ? { nonSeekable: true, keepCache: true } : undefined)
+    },
+    releasedir (p, fh, cb) { cb(0) },
+    open (p, flags, cb) {
+      const f = dFile(p)
+      if (!f) return cb(Fuse.ENOENT)
+      cb(0, dOpenFile('open', p, flags, f.open), f.open)
+    },
+    create (p, mode, flags, cb) {
+      if (typeof flags === 'function') { cb = flags; flags = 0 } // a fuse-native without create flags
+      dCreated.set(p, {})
+      const options = p === '/made-direct' ? { directIo: true } : undefined
+      cb(0, dOpenFile('create', p, flags, options), options)
+    },
+    release (p, fh, cb) { dOpen.delete(fh); cb(0) },
+    flush (p, fh, cb) { cb(0) },
+    read (p, fh, buf, len, pos, cb) {
+      const o = dOpen.get(fh)
+      const f = dFile(p)
+      let n = 0
+      if (o.ctl) { // serve the result of the command written on this descriptor, from its own cursor
+        if (!o.ctl.out) { o.ctl.out = ctlResult(o.ctl.cmd); o.ctl.at = 0 }
+        n = o.ctl.out.copy(buf, 0, o.ctl.at, Math.min(o.ctl.out.length, o.ctl.at + len))
+        o.ctl.at += n
+      } else {
+        const end = Math.min(o.content.length, pos + Math.min(len, f.step || len))
+        n = pos < end ? o.content.copy(buf, 0, pos, end) : 0
+      }
+      evD('read', p, { fh, len, offset: pos, returned: n })
+      cb(n)
+    },
+    write (p, fh, buf, len, pos, cb) {
+      const o = dOpen.get(fh)
+      const data = buf.toString('utf8', 0, len)
+      if (o.ctl) { o.ctl.cmd += data; o.ctl.out = null }
+      evD('write', p, { fh, len, offset: pos, data, answered: len })
+      cb(len) // a write of N bytes answers N
+    },
+    truncate (p, size, cb) {
+      evD('truncate', p, { size })
+      cb(DIRECT[p] && DIRECT[p].refuseTruncate ? Fuse.EPERM : 0)
+    },
+    ftruncate (p, fh, size, cb) {
+      evD('ftruncate', p, { fh, size })
+      cb(DIRECT[p] && DIRECT[p].refuseTruncate ? Fuse.EPERM : 0)
+    }
+  }
   process.on('warning', w => log.push({ op: 'warning', message: w.message }))
 
   const fuse = new Fuse(mnt, ops, {
@@ -622,16 +929,27 @@ function child (mnt, moduleDir, opts) {
     entryTimeout: 0,
     negativeTimeout: 0
   })
-  const unmountAll = () => fuse.unmount(() => fuseB.unmount(() => process.exit(0)))
+  const fuseD = new Fuse(opts.mnt3, opsD, { // the options of the Nexus daemon (src/fuse/daemon.ts) that touch caching
+    fsname: 'nexus-direct',
+    useIno: true,
+    attrTimeout: 0,
+    entryTimeout: 0,
+    negativeTimeout: 0,
+    autoCache: true
+  })
+  const unmountAll = () => fuse.unmount(() => fuseB.unmount(() => fuseD.unmount(() => process.exit(0))))
   fuse.mount(err => {
     if (err) return process.send({ error: err.message })
     fuseB.mount(errB => {
       if (errB) return process.send({ error: 'second mount: ' + errB.message })
-      process.send({
-      ready: true,
-      patchVersion: Fuse.NEXUS_PATCH_VERSION,
-      binaryPath: require('node-gyp-build').path(moduleDir),
-        contextOutside: hasContext ? Fuse.context() : 'missing'
+      fuseD.mount(errD => {
+        if (errD) return process.send({ error: 'third mount: ' + errD.message })
+        process.send({
+          ready: true,
+          patchVersion: Fuse.NEXUS_PATCH_VERSION,
+          binaryPath: require('node-gyp-build').path(moduleDir),
+          contextOutside: hasContext ? Fuse.context() : 'missing'
+        })
       })
     })
   })

@@ -3,7 +3,8 @@
 //
 // 1. Applies patches/ with patch-package (fuse-native+2.2.6.patch: caller
 //    identity, big_writes, nanosecond times, 64-bit st_ino, paged readdir,
-//    create flags, 64-bit statfs; see native-notes/fuse-native.md). When
+//    create flags, 64-bit statfs, per-open flags (direct_io, keep_cache,
+//    nonseekable); see native-notes/fuse-native.md). When
 //    node_modules/fuse-native carries an older version of the patch (its
 //    nexus_patch_version differs), the files the patch touches are first
 //    restored from the pristine package (npm pack, normally from npm's cache).
@@ -11,7 +12,7 @@
 //    back to an unpatched binary, and rebuilds fuse-native from source with
 //    node-gyp into build/Release/fuse.node. Skipped when build/nexus-build.json
 //    says the same sources, patch file and patch version were already built
-//    for this Node ABI.
+//    for this Node ABI, into the fuse.node that is there now.
 // 3. Loads better-sqlite3 and the patched fuse-native in a child process and
 //    checks the patch marker (binding.nexus_patch_version).
 //
@@ -34,7 +35,7 @@ const STAMP = path.join(FUSE_DIR, 'build', 'nexus-build.json')
 const PATCH_FILE = path.join(REPO, 'patches', 'fuse-native+2.2.6.patch')
 // Must equal nexus_patch_version in the patched fuse-native.c and
 // NEXUS_PATCH_VERSION in the patched index.js (bump all three together).
-const EXPECTED_PATCH_VERSION = 2
+const EXPECTED_PATCH_VERSION = 3
 
 const log = msg => console.log(`nexus postinstall: ${msg}`)
 
@@ -86,15 +87,19 @@ fs.rmSync(path.join(FUSE_DIR, 'prebuilds'), { recursive: true, force: true })
 
 const sources = ['fuse-native.c', 'binding.gyp', 'semaphore.h']
   .map(f => fs.readFileSync(path.join(FUSE_DIR, f)))
-const stampWanted = JSON.stringify({
-  sources: createHash('sha256').update(Buffer.concat(sources)).digest('hex'),
-  patch: createHash('sha256').update(fs.readFileSync(PATCH_FILE)).digest('hex'), // any change to the patch rebuilds
+const sha256 = data => createHash('sha256').update(data).digest('hex')
+// The stamp also records the binary's own hash, so a fuse.node replaced behind
+// our back (e.g. an older build copied in) is rebuilt instead of failing the load check.
+const stampFor = binary => JSON.stringify({
+  sources: sha256(Buffer.concat(sources)),
+  patch: sha256(fs.readFileSync(PATCH_FILE)), // any change to the patch rebuilds
   patchVersion: EXPECTED_PATCH_VERSION,
   node: process.versions.modules,
   napi: process.versions.napi,
-  arch: process.arch
+  arch: process.arch,
+  binary: sha256(binary)
 })
-const upToDate = fs.existsSync(BINARY) && fs.existsSync(STAMP) && fs.readFileSync(STAMP, 'utf8') === stampWanted
+const upToDate = fs.existsSync(BINARY) && fs.existsSync(STAMP) && fs.readFileSync(STAMP, 'utf8') === stampFor(fs.readFileSync(BINARY))
 
 if (upToDate) {
   log('fuse-native already built from the patched source (build/Release/fuse.node)')
@@ -147,7 +152,7 @@ if (got.where !== BINARY || got.marker !== EXPECTED_PATCH_VERSION || got.jsMarke
   fail(`fuse-native loads ${got.where} with nexus_patch_version ${got.marker} (index.js ${got.jsMarker}); expected ${BINARY} with ${EXPECTED_PATCH_VERSION}`,
     'rm -rf node_modules/fuse-native && npm install')
 }
-fs.writeFileSync(STAMP, stampWanted)
+fs.writeFileSync(STAMP, stampFor(fs.readFileSync(BINARY)))
 if (!has('fusermount') && !has('fusermount3')) {
   console.error('nexus postinstall: WARNING: no fusermount: unmounting will fail -> apt-get install -y fuse3')
 }
