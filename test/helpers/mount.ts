@@ -12,7 +12,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, afterEach, beforeEach, expect } from 'vitest';
 
-export const REPO = resolve(import.meta.dirname, '../..');
+/** The tree whose bin/nexus and dist/ the daemons run (NEXUS_TEST_REPO: another build, e.g. a patched fuse-native). */
+export const REPO = process.env.NEXUS_TEST_REPO ? resolve(process.env.NEXUS_TEST_REPO) : resolve(import.meta.dirname, '../..');
 export const NEXUS_BIN = join(REPO, 'bin/nexus');
 /** The system python (the pyenv shim under /root is not reachable by other users). */
 export const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';

@@ -1,5 +1,5 @@
-import { describe, it, expect, afterEach } from 'vitest';
-import { fuseAvailable, startMount, sh, isMounted, type TestMount } from '../helpers/mount.js';
+import { describe, it, expect, afterEach, afterAll } from 'vitest';
+import { fuseAvailable, startMount, sh, isMounted, expectNoMountsLeft, type TestMount } from '../helpers/mount.js';
 
 describe.skipIf(!fuseAvailable)('mount: basics', () => {
   let m: TestMount | undefined;
@@ -7,6 +7,7 @@ describe.skipIf(!fuseAvailable)('mount: basics', () => {
     await m?.cleanup();
     m = undefined;
   });
+  afterAll(() => expectNoMountsLeft());
 
   it('mounts, serves files and /.nexus, and unmounts on SIGTERM', async () => {
     m = await startMount();

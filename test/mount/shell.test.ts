@@ -6,7 +6,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fuseAvailable, mountPerTest, onBoth, shOk, sh, type ShResult } from '../helpers/mount.js';
+import { fuseAvailable, mountPerTest, onBoth, shOk, PYTHON, type ShResult } from '../helpers/mount.js';
 
 /** Listing helpers shared by the scripts (directory sizes differ by design: 0 at the mount, 4096 on ext4). */
 const PRELUDE = `
@@ -227,6 +227,81 @@ EOF
       total=$(find . -name .nexus -prune -o -type d -printf '%i %s\\n' -o -printf '%i %s\\n' | sort -u | awk '{ s += $2 } END { print s }')
       [ "$(du -sb --exclude=.nexus . | cut -f1)" = "$total" ] && echo du-matches-st_size
       du -b --exclude=.nexus -a docs | sort -k2 | grep -v 'docs$'
+    `));
+  });
+  it('a directory of 3000 entries lists completely (past one readdir page), and rm -rf empties it while listing', () => {
+    same(both(`
+      mkdir big; (cd big && seq -f 'file-%05g' 1 3000 | xargs touch && seq -f 'dir-%04g' 1 50 | xargs mkdir)
+      ls big | wc -l; ls -f big | wc -l; ls big | sort | sha256sum; ls -U big | sort | uniq -d | wc -l
+      find big -mindepth 1 | wc -l
+      ${PYTHON} -c "import os; print(len(list(os.scandir('big'))))"
+      # Delete every other entry while a listing is in progress.
+      ${PYTHON} -c "
+import os
+seen = []
+with os.scandir('big') as it:
+    for i, e in enumerate(it):
+        seen.append(e.name)
+        if i == 100:
+            for n in sorted(os.listdir('big'))[::2]:
+                (os.rmdir if n.startswith('dir-') else os.unlink)(os.path.join('big', n))
+print('no-duplicates', len(seen) == len(set(seen)))
+"
+      ls big | wc -l
+      rm -rf big; ls -A
+    `));
+  });
+
+  it('xattrs, statfs and inode numbers: xattr round trips, cp -a keeps them, df works, ls -i agrees with stat', () => {
+    same(both(`
+      echo x > f; mkdir d; ln -s f s
+      ${PYTHON} - <<'EOF'
+import os, errno
+def t(name, fn):
+    try:
+        print(name, 'OK', fn())
+    except OSError as e:
+        print(name, errno.errorcode[e.errno])
+t('set small', lambda: os.setxattr('f', 'user.note', b'hello'))
+t('set empty', lambda: os.setxattr('f', 'user.empty', b''))
+t('set binary on a dir', lambda: os.setxattr('d', 'user.dir', b'\\x00\\x01binary'))
+t('get small', lambda: os.getxattr('f', 'user.note'))
+t('get empty', lambda: os.getxattr('f', 'user.empty'))
+t('get binary', lambda: os.getxattr('d', 'user.dir'))
+t('replace', lambda: os.setxattr('f', 'user.note', b'replaced', os.XATTR_REPLACE))
+t('remove', lambda: os.removexattr('f', 'user.empty'))
+t('after', lambda: (sorted(os.listxattr('f')), os.getxattr('f', 'user.note')))
+t('list', lambda: sorted(os.listxattr('d')))
+t('symlink has none', lambda: os.listxattr('s', follow_symlinks=False))
+# readdir's d_ino is the inode stat reports, for every entry.
+t('d_ino == st_ino', lambda: all(e.inode() == os.stat(e.path, follow_symlinks=False).st_ino for e in os.scandir('.')))
+EOF
+      cp -a f g; ${PYTHON} -c "import os; print(os.getxattr('g', 'user.note'))"
+      [ "$(stat -c %i f)" = "$(ls -i f | cut -d' ' -f1)" ] && echo ls-i-agrees
+      df -P . >/dev/null && echo df-ok; [ "$(stat -f -c %l .)" = 255 ] && echo namemax-255
+      [ "$(stat -f -c %a .)" -gt 0 ] && echo has-free-blocks
+    `));
+  });
+  it('xattr values and name lists longer than the first buffer a caller offers: ERANGE, then the retry gets them', () => {
+    same(both(`
+      echo x > f; echo y > f2; mkdir d
+      ${PYTHON} - <<'EOF'
+import os, errno
+def t(name, fn):
+    try:
+        print(name, 'OK', fn())
+    except OSError as e:
+        print(name, errno.errorcode[e.errno])
+# CPython asks with a 128-byte buffer (256 for lists) first, and retries bigger on ERANGE.
+t('set 4000 bytes', lambda: os.setxattr('f', 'user.big', b'v' * 4000))
+t('get 4000 bytes', lambda: len(os.getxattr('f', 'user.big')))
+t('set 129 bytes', lambda: os.setxattr('f2', 'user.just-over', b'w' * 129))
+t('get 129 bytes', lambda: os.getxattr('f2', 'user.just-over') == b'w' * 129)
+for i in range(40):
+    os.setxattr('d', 'user.a-rather-long-attribute-name-%02d' % i, b'1')
+t('list 40 names (about 1400 bytes)', lambda: len(os.listxattr('d')))
+t('still serving', lambda: sorted(os.listdir('.')))
+EOF
     `));
   });
 });
