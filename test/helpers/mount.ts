@@ -162,8 +162,8 @@ export interface ShResult {
 }
 
 /**
- * Run a shell script with cwd inside `dir` (a child process: the daemon never
- * touches its own mount). bash, with `set -e` unless `noErrexit`.
+ * Run a bash script with cwd inside `dir` (a child process: the daemon never
+ * touches its own mount), with LC_ALL=C and TZ=UTC so outputs compare.
  */
 export function sh(dir: string, script: string, opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; input?: string } = {}): ShResult {
   const r = spawnSync('/bin/bash', ['-c', script], {

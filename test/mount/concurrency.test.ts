@@ -133,7 +133,7 @@ with open('victim', 'wb') as f: f.write(data)
 fd = os.open('victim', os.O_RDWR)
 fd2 = os.open('victim', os.O_RDONLY)
 os.unlink('victim')
-print('exists', os.path.exists('victim'), 'listing', sorted(os.listdir('.')))
+print('exists', os.path.exists('victim'))
 st = os.fstat(fd)
 print('nlink', st.st_nlink, 'size', st.st_size)
 print('read-ok', os.pread(fd, len(data), 0) == data)
@@ -154,6 +154,29 @@ with open('b', 'wb') as f: f.write(b'second')
 os.rename('b', 'a')
 print('renamed-over-open', os.pread(fa, 10, 0), open('a', 'rb').read())
 os.close(fa)
+`;
+    const [md, nd] = dirs();
+    const native = py(nd, code);
+    const mount = py(md, code);
+    expect(native.stderr).toBe('');
+    expect(mount).toEqual(native);
+  });
+
+  it('a file unlinked while open leaves no name behind (no .fuse_hidden entry in listings)', () => {
+    const code = `
+import os, sys
+os.chdir(sys.argv[1])
+with open('victim', 'wb') as f: f.write(b'data')
+fd = os.open('victim', os.O_RDONLY)
+os.unlink('victim')
+print('listing', sorted(os.listdir('.')))
+with open('target', 'wb') as f: f.write(b'old')
+ft = os.open('target', os.O_RDONLY)
+with open('new', 'wb') as f: f.write(b'new')
+os.rename('new', 'target')
+print('listing after rename over an open file', sorted(os.listdir('.')))
+os.close(fd); os.close(ft)
+print('listing after close', sorted(os.listdir('.')))
 `;
     const [md, nd] = dirs();
     const native = py(nd, code);
