@@ -270,6 +270,35 @@ export class Engine {
   }
 
   /**
+   * The canonical path of an existing file: every symlink followed, every `..`
+   * taken physically. Access checks use it, so a link can never carry a
+   * caller outside the subtree it was granted.
+   */
+  async realpath(path: string, ctx: OpContext): Promise<string> {
+    let todo = splitPath(path);
+    const out: string[] = [];
+    let links = 0;
+    while (todo.length) {
+      const part = todo.shift()!;
+      if (part === '..') {
+        out.pop();
+        continue;
+      }
+      const node = await this.resolve('/' + [...out, part].join('/'), ctx, false);
+      if (isLnk(node.mode)) {
+        if (++links > MAX_SYMLINKS) throw new NexusError('SYMLINK_LOOP');
+        const target = node.target ?? '';
+        const next = splitPath(target.startsWith('/') ? target : '/' + [...out, target].join('/'));
+        out.length = 0;
+        todo = [...next, ...todo];
+        continue;
+      }
+      out.push(part);
+    }
+    return '/' + out.join('/');
+  }
+
+  /**
    * Resolve the directory that holds the last component, and check that
    * component as a name. `.` or `..` as the last component gets the errno
    * Linux gives for the operation (`op`).

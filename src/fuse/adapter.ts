@@ -87,7 +87,10 @@ class DirCursors {
 export function buildOps(services: Services, control: ControlFiles, sessions: SessionResolver): Record<string, Cb> {
   const engine = services.engine;
   const cursors = new DirCursors();
-  /** Who is calling, and which agent session their writes belong to. */
+  /**
+   * Who is calling, and which agent session their writes belong to.
+   * Fuse.context() is only valid before a handler's first await.
+   */
   const caller = (): ControlCaller => {
     const c = Fuse.context();
     const ctx = callerContext(c);

@@ -76,6 +76,11 @@ interface Handle {
   node: Node | 'snapfile';
   /** Content served to reads (generated at open, or the last command's result). */
   data: Buffer;
+  /**
+   * ctl and session: reads continue from here, not from the kernel's offset
+   * (after a 7-byte write, the next read arrives at offset 7); a write resets it.
+   */
+  cursor: number;
   entry?: { snapshotId: string; entry: TreeEntry };
   wrote: boolean;
 }
@@ -158,12 +163,13 @@ export class ControlFiles {
       case 'snapshots':
         return this.stat(ino, S_IFDIR | 0o555, 0);
       case 'ctl':
-        return this.stat(ino, S_IFREG | 0o666, 0, nowNs());
       case 'session':
-        return this.stat(ino, S_IFREG | 0o666, (await this.content('session', caller)).length, nowNs());
+        return this.stat(ino, S_IFREG | 0o666, 0, nowNs());
+      case 'readme':
+        return this.stat(ino, S_IFREG | 0o444, CONTROL_README.length);
       default:
-        // Generated files report their current size and "now", so page caches never serve stale content.
-        return this.stat(ino, S_IFREG | 0o444, (await this.content(p.node, caller)).length, nowNs());
+        // Generated per open (direct_io): size 0, so readers read to EOF rather than stop at a stale size.
+        return this.stat(ino, S_IFREG | 0o444, 0, nowNs());
     }
   }
 
@@ -185,7 +191,7 @@ export class ControlFiles {
         stats.push(await this.getattr(`${CONTROL_ROOT}/${name}`, caller));
       }
     } else if (p.node === 'snapshots') {
-      for (const s of await this.services.snapshots.list()) {
+      for (const s of await this.services.snapshots.list(undefined, caller.ctx)) {
         names.push(s.snapshot_id);
         stats.push(this.stat(this.snapIno(s.snapshot_id, ''), S_IFDIR | 0o555, 0, nowNs()));
       }
@@ -212,9 +218,9 @@ export class ControlFiles {
         return Buffer.from(id ? `${id}\n` : '');
       }
       case 'workspaces':
-        return jsonLines(await this.services.workspaces.list());
+        return jsonLines(await this.services.workspaces.list(caller.ctx));
       case 'sessions':
-        return jsonLines(await this.services.sessions.list());
+        return jsonLines(await this.services.sessions.list({}, caller.ctx));
       case 'ctl':
         return this.lastResult.get(caller.ctx.cred.uid) ?? Buffer.alloc(0);
       default:
@@ -231,14 +237,14 @@ export class ControlFiles {
       if (writing) throw new NexusError('READ_ONLY', 'Snapshots are read-only');
       const e = await this.snapEntry(p.snapshotId, p.rel);
       if (isDir(e.mode)) throw new NexusError('IS_A_DIRECTORY', `Is a directory: ${path}`);
-      h = { node: 'snapfile', data: Buffer.alloc(0), entry: { snapshotId: p.snapshotId, entry: e }, wrote: false };
+      h = { node: 'snapfile', data: Buffer.alloc(0), cursor: 0, entry: { snapshotId: p.snapshotId, entry: e }, wrote: false };
     } else {
       if (p.node === 'root' || p.node === 'snapshots') {
         if (writing) throw new NexusError('IS_A_DIRECTORY', `Is a directory: ${path}`);
-        h = { node: p.node, data: Buffer.alloc(0), wrote: false };
+        h = { node: p.node, data: Buffer.alloc(0), cursor: 0, wrote: false };
       } else {
         if (writing && p.node !== 'ctl' && p.node !== 'session') throw new NexusError('PERMISSION_DENIED', `${path} is read-only`);
-        h = { node: p.node, data: await this.content(p.node, caller), wrote: false };
+        h = { node: p.node, data: await this.content(p.node, caller), cursor: 0, wrote: false };
       }
     }
     const fh = this.nextFh++;
@@ -258,6 +264,11 @@ export class ControlFiles {
       const e = h.entry!.entry;
       return this.services.engine.readVersion(e.vid, e.size, position, length);
     }
+    if (h.node === 'ctl' || h.node === 'session') {
+      const out = h.data.subarray(h.cursor, h.cursor + length);
+      h.cursor += out.length;
+      return out;
+    }
     return h.data.subarray(position, position + length);
   }
 
@@ -272,10 +283,12 @@ export class ControlFiles {
     } catch (e) {
       const err = e instanceof NexusError ? e : new NexusError('INTERNAL', String((e as Error)?.message ?? e));
       h.data = Buffer.from(JSON.stringify({ ok: false, error: { code: err.code, message: err.message } }) + '\n');
+      h.cursor = 0;
       if (h.node === 'ctl') this.lastResult.set(caller.ctx.cred.uid, h.data);
       throw err;
     }
     if (h.node === 'ctl') this.lastResult.set(caller.ctx.cred.uid, h.data);
+    h.cursor = 0;
     h.wrote = true;
     return data.length;
   }
@@ -341,7 +354,7 @@ export class ControlFiles {
         }
         if (args[0] === 'end') {
           if (!args[1]) throw new NexusError('INVALID_ARGUMENT', 'Usage: session end <session_id>');
-          const sess = await s.sessions.end(args[1]);
+          const sess = await s.sessions.end(args[1], ctx);
           this.sessions.invalidate();
           return { session: sess };
         }

@@ -10,6 +10,7 @@ import type {
 } from './types.js';
 import type { TreeOps } from './sqlite-tree-ops.js';
 import type { Registry } from './sqlite-registry.js';
+import type { AccessStore } from './sqlite-access.js';
 
 export interface ReaddirPage {
   /** Return entries whose name sorts after this one (exclusive). */
@@ -22,6 +23,8 @@ export interface MetaStore {
   readonly tree: TreeOps;
   /** Workspaces, sessions and session events. */
   readonly registry: Registry;
+  /** API keys and ReBAC grants. */
+  readonly access: AccessStore;
 
   close(): Promise<void>;
 

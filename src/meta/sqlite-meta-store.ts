@@ -10,6 +10,7 @@ import type { MetaStore, ReaddirPage } from './meta-store.js';
 import { MIGRATIONS, SCHEMA_VERSION } from './schema.js';
 import { TreeOps } from './sqlite-tree-ops.js';
 import { Registry } from './sqlite-registry.js';
+import { AccessStore } from './sqlite-access.js';
 import {
   ROOT_INO, S_IFDIR, isDir,
   type AttrPatch, type ChunkRef, type CommitContent, type DirEntry, type FileVersion, type Inode,
@@ -35,12 +36,15 @@ export class SqliteMetaStore implements MetaStore {
   readonly tree: TreeOps;
   /** Workspaces, sessions, session events. */
   readonly registry: Registry;
+  /** API keys and grants. */
+  readonly access: AccessStore;
 
   private constructor(db: Database.Database) {
     this.db = db;
     this.stmts = this.prepare();
     this.tree = new TreeOps(db);
     this.registry = new Registry(db);
+    this.access = new AccessStore(db);
   }
 
   static open(path: string, opts: SqliteMetaOptions): SqliteMetaStore {

@@ -39,6 +39,9 @@ interface Res {
 }
 
 const enc = encodeURIComponent;
+/** Bodies larger than this wait for `100 Continue`. */
+const EXPECT_CONTINUE_BYTES = 1 << 20;
+const CONTINUE_WAIT_MS = 3000;
 /** What may go into a header value as is. */
 const HEADER_SAFE = /^[\x21-\x7e]+$/;
 
@@ -104,7 +107,24 @@ export class HttpApi implements Api {
     if (payload) headers['content-length'] = payload.length;
     else if (r.method !== 'GET' && r.method !== 'DELETE') headers['content-length'] = 0;
 
+    // A large body waits for the server's `100 Continue`: a refused upload
+    // (limit, session, path) is answered before any of it is sent.
+    const expect = payload !== undefined && payload.length > EXPECT_CONTINUE_BYTES;
+    if (expect) headers.expect = '100-continue';
+
     return new Promise<Res>((resolve, reject) => {
+      let settled = false;
+      let bodySent = !expect;
+      let waitTimer: NodeJS.Timeout | undefined;
+      const done = (err: NexusError | undefined, res?: Res) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(waitTimer);
+        if (err) reject(err);
+        else resolve(res!);
+        // Answered without our body: this connection is not reusable.
+        if (!bodySent) req.destroy();
+      };
       const req = this.mod.request(
         {
           method: r.method,
@@ -114,34 +134,57 @@ export class HttpApi implements Api {
           ...(this.base.socketPath ? { socketPath: this.base.socketPath } : { hostname: this.base.hostname, port: this.base.port }),
         },
         (res) => {
+          const declared = res.headers['content-length'];
+          const bodiless = res.statusCode === 204 || res.statusCode === 304;
+          // A file's bytes go straight into one buffer of the announced size.
+          const size = declared !== undefined && /^\d+$/.test(declared) ? Number(declared) : undefined;
+          const into = size !== undefined && size > 64 * 1024 ? Buffer.allocUnsafe(size) : undefined;
           const chunks: Buffer[] = [];
           let got = 0;
           res.on('data', (b: Buffer) => {
-            chunks.push(b);
+            if (into && got + b.length <= into.length) b.copy(into, got);
+            else chunks.push(b);
             got += b.length;
           });
           res.on('end', () => {
-            const declared = res.headers['content-length'];
-            const bodiless = res.statusCode === 204 || res.statusCode === 304;
-            if (!res.complete || (!bodiless && declared !== undefined && Number(declared) !== got)) {
-              reject(this.broken(`the response ended after ${got} of ${declared ?? '?'} bytes`));
+            if (!res.complete || (!bodiless && size !== undefined && size !== got)) {
+              done(this.broken(`the response ended after ${got} of ${declared ?? '?'} bytes`));
               return;
             }
-            resolve({ status: res.statusCode ?? 0, headers: res.headers, body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, got) });
+            const body = into ?? (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, got));
+            done(undefined, { status: res.statusCode ?? 0, headers: res.headers, body });
           });
-          res.on('error', (e) => reject(this.broken(`the response broke off (${e.message})`)));
-          res.on('aborted', () => reject(this.broken('the server closed the connection before the whole response arrived')));
+          res.on('error', (e) => done(this.broken(`the response broke off (${e.message})`)));
+          res.on('close', () => {
+            if (!res.complete) done(this.broken('the server closed the connection before the whole response arrived'));
+          });
         },
       );
       req.on('error', (e: NodeJS.ErrnoException) => {
+        if (settled) return;
         // A kept-alive socket the server had just closed: the request never got there; send it again once.
         if (!retried && (req as http.ClientRequest & { reusedSocket?: boolean }).reusedSocket && e.code === 'ECONNRESET') {
+          settled = true;
+          clearTimeout(waitTimer);
           this.send(r, true).then(resolve, reject);
           return;
         }
-        reject(this.unreachable(e));
+        done(this.unreachable(e));
       });
-      req.end(payload);
+      if (!expect) {
+        req.end(payload);
+        return;
+      }
+      const sendBody = () => {
+        if (bodySent || settled) return;
+        bodySent = true;
+        clearTimeout(waitTimer);
+        req.end(payload);
+      };
+      req.once('continue', sendBody);
+      // A server (or proxy) that ignores Expect: send the body anyway after a while, as RFC 9110 allows.
+      waitTimer = setTimeout(sendBody, CONTINUE_WAIT_MS);
+      req.flushHeaders();
     });
   }
 

@@ -46,11 +46,11 @@ export class LocalApi implements Api {
   async workspaceCreate(path: string, metadata: Record<string, unknown>, c: CallContext) {
     return this.services.workspaces.create(path, metadata, await this.ctx(c));
   }
-  async workspaceList(_c: CallContext) {
-    return this.services.workspaces.list();
+  async workspaceList(c: CallContext) {
+    return this.services.workspaces.list(await this.ctx(c));
   }
-  async workspaceInfo(path: string, _c: CallContext) {
-    return this.services.workspaces.info(path);
+  async workspaceInfo(path: string, c: CallContext) {
+    return this.services.workspaces.info(path, await this.ctx(c));
   }
   async workspaceDelete(path: string, c: CallContext) {
     return this.services.workspaces.delete(path, await this.ctx(c));
@@ -59,14 +59,14 @@ export class LocalApi implements Api {
   async snapshotCreate(path: string, opts: { name?: string | null; metadata?: Record<string, unknown> }, c: CallContext) {
     return this.services.snapshots.create(path, opts, await this.ctx(c));
   }
-  async snapshotList(path: string | undefined, _c: CallContext) {
-    return this.services.snapshots.list(path);
+  async snapshotList(path: string | undefined, c: CallContext) {
+    return this.services.snapshots.list(path, await this.ctx(c));
   }
-  async snapshotGet(snapshotId: string, _c: CallContext) {
-    return this.services.snapshots.get(snapshotId);
+  async snapshotGet(snapshotId: string, c: CallContext) {
+    return this.services.snapshots.get(snapshotId, await this.ctx(c));
   }
-  async snapshotDelete(snapshotId: string, _c: CallContext) {
-    return this.services.snapshots.delete(snapshotId);
+  async snapshotDelete(snapshotId: string, c: CallContext) {
+    return this.services.snapshots.delete(snapshotId, await this.ctx(c));
   }
   async snapshotDiff(from: string, to: string | undefined, c: CallContext) {
     return this.services.snapshots.diff(from, to, await this.ctx(c));
@@ -78,20 +78,20 @@ export class LocalApi implements Api {
   async sessionCreate(agentId: string, metadata: Record<string, unknown>, c: CallContext) {
     return this.services.sessions.create(agentId, metadata, await this.ctx(c));
   }
-  async sessionGet(sessionId: string, _c: CallContext) {
-    return this.services.sessions.get(sessionId);
+  async sessionGet(sessionId: string, c: CallContext) {
+    return this.services.sessions.show(sessionId, await this.ctx({ ...c, sessionId: null }));
   }
-  async sessionList(opts: { agentId?: string }, _c: CallContext) {
-    return this.services.sessions.list(opts);
+  async sessionList(opts: { agentId?: string }, c: CallContext) {
+    return this.services.sessions.list(opts, await this.ctx({ ...c, sessionId: null }));
   }
-  async sessionEnd(sessionId: string, _c: CallContext) {
-    return this.services.sessions.end(sessionId);
+  async sessionEnd(sessionId: string, c: CallContext) {
+    return this.services.sessions.end(sessionId, await this.ctx({ ...c, sessionId: null }));
   }
   async sessionFiles(sessionId: string, c: CallContext) {
     return this.services.sessions.writtenFiles(sessionId, await this.ctx(c));
   }
-  async sessionChanges(sessionId: string, _c: CallContext) {
-    return this.services.sessions.changes(sessionId);
+  async sessionChanges(sessionId: string, c: CallContext) {
+    return this.services.sessions.changes(sessionId, await this.ctx({ ...c, sessionId: null }));
   }
   async sessionRevert(sessionId: string, opts: { force?: boolean }, c: CallContext) {
     return this.services.sessions.revert(sessionId, opts, await this.ctx({ ...c, sessionId: null }));

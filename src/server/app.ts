@@ -10,7 +10,7 @@
  * directions. Access logs (one line per request) carry no headers and no
  * bodies.
  */
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { readFileSync } from 'node:fs';
 import { ERRORS, NexusError, isErrorCode, type ErrorCode } from '../errors.js';
 import type { OpContext } from '../engine/credentials.js';
@@ -110,12 +110,63 @@ function errorBody(e: NexusError, requestId: string, unexpected: boolean): Error
 
 function sendError(reply: FastifyReply, err: unknown): FastifyReply {
   const { error, unexpected } = toNexusError(err);
-  if (unexpected) {
-    reply.log.error({ err: (error.cause as Error) ?? error, method: reply.request.method, url: reply.request.url }, 'unexpected error while serving a request');
+  const req = reply.request;
+  if (!(err instanceof NexusError) && (req.raw.destroyed || reply.raw.destroyed) && !req.raw.complete) {
+    // The client went away mid-request (an upload broken off): not a bug, and nobody to answer.
+    reply.log.info({ method: req.method, url: req.url, reason: (err as Error)?.message }, 'client closed the connection before the request completed');
+  } else if (unexpected) {
+    reply.log.error({ err: (error.cause as Error) ?? error, method: req.method, url: req.url }, 'unexpected error while serving a request');
   }
-  // A refused upload may still be arriving: do not read (and discard) the rest of it.
-  if (error.code === 'PAYLOAD_TOO_LARGE' && !reply.request.raw.complete) reply.header('connection', 'close');
-  return reply.code(error.status).type('application/json; charset=utf-8').send(errorBody(error, String(reply.request.id), unexpected));
+  settleUnreadBody(reply);
+  return reply.code(error.status).type('application/json; charset=utf-8').send(errorBody(error, String(req.id), unexpected));
+}
+
+/** Bytes of a refused request body the server reads and drops so the client can read its answer. */
+const DRAIN_BYTES = 16 * 2 ** 20;
+const DRAIN_MS = 10_000;
+
+/** Requests that were told `100 Continue`. */
+const continued = new WeakSet<FastifyRequest['raw']>();
+
+function expectsContinue(req: FastifyRequest): boolean {
+  return String(req.headers.expect ?? '').toLowerCase() === '100-continue';
+}
+
+/** Tell a client that waits for `100 Continue` to send its body (once). */
+function sendContinue(req: FastifyRequest, reply: FastifyReply): void {
+  if (expectsContinue(req) && !continued.has(req.raw) && !reply.raw.headersSent) {
+    continued.add(req.raw);
+    reply.raw.writeContinue();
+  }
+}
+
+/**
+ * An error answered before the request body was read (an upload refused for
+ * its size, session, path...). A client that waits for `100 Continue` never
+ * got it and will not send the body: close the connection after the answer.
+ * Any other client is sending it right now; closing would reset the
+ * connection and lose the answer in its receive buffer, so the body is read
+ * and dropped, up to DRAIN_BYTES or DRAIN_MS, and the connection closed
+ * only past that.
+ */
+function settleUnreadBody(reply: FastifyReply): void {
+  const raw = reply.request.raw;
+  if (raw.complete || raw.destroyed) return;
+  if (expectsContinue(reply.request) && !continued.has(raw)) {
+    reply.header('connection', 'close');
+    return;
+  }
+  let dropped = 0;
+  const cut = () => raw.socket?.destroy();
+  const timer = setTimeout(cut, DRAIN_MS);
+  timer.unref();
+  raw.on('data', (b: Buffer) => {
+    dropped += b.length;
+    if (dropped > DRAIN_BYTES) cut();
+  });
+  raw.once('end', () => clearTimeout(timer));
+  raw.once('close', () => clearTimeout(timer));
+  raw.resume();
 }
 
 // ------------------------------------------------------------------ app
@@ -128,7 +179,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
 
   const app = Fastify({
     ...(log === false ? { logger: false } : { loggerInstance: log }),
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit,
     exposeHeadRoutes: false,
     // Strict input: no type coercion, unknown fields refused rather than dropped.
@@ -139,6 +190,11 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   }) as unknown as FastifyInstance;
 
   const callers = new WeakMap<FastifyRequest, Caller>();
+
+  // `Expect: 100-continue`: Node would answer 100 at once; instead the request
+  // goes through routing, authentication and validation first, and only a
+  // request that will be served is asked for its body (sendContinue).
+  app.server.on('checkContinue', (req, res) => app.server.emit('request', req, res));
 
   // Only JSON bodies on API routes (the file-content route accepts anything).
   app.removeContentTypeParser('text/plain');
@@ -171,6 +227,11 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     async (api) => {
       api.addHook('onRequest', async (req) => {
         callers.set(req, await opts.authenticate(req));
+      });
+      // JSON bodies are read by the parser, after authentication: ask for them now.
+      // (The file-content route asks in its handler, once the upload is accepted.)
+      api.addHook('preParsing', async (req, reply) => {
+        if (!(req.method === 'PUT' && req.routeOptions.url === `${API_PREFIX}/files/content`)) sendContinue(req, reply);
       });
       routes(api, services, callers, maxFileBytes);
     },
@@ -223,9 +284,13 @@ function routes(api: FastifyInstance, services: Services, callers: WeakMap<Fasti
         if (declared !== undefined && Number(declared) > maxFileBytes) {
           throw new NexusError('PAYLOAD_TOO_LARGE', `Request body is larger than the limit of ${maxFileBytes} bytes`, { limit: maxFileBytes });
         }
-        const info = await writeFromStream(services.engine, services.meta, req.query.path, req.raw, await opCtx(req), {
+        const ctx = await opCtx(req);
+        // Not destroyed when the write stops early: a refused body is drained (settleUnreadBody).
+        const body = req.raw.iterator({ destroyOnReturn: false }) as AsyncIterableIterator<Buffer>;
+        const info = await writeFromStream(services.engine, services.meta, req.query.path, { [Symbol.asyncIterator]: () => body }, ctx, {
           parents: asBool(req.query.parents),
           maxBytes: maxFileBytes,
+          beforeRead: () => sendContinue(req, reply),
         });
         return reply.code(200).send(info);
       },
@@ -344,7 +409,13 @@ function routes(api: FastifyInstance, services: Services, callers: WeakMap<Fasti
   api.get<P<{ id: string }>>('/sessions/:id/diff', async (req) => local(req).sessionChanges(req.params.id, cc(req)));
   api.post<P<{ id: string }> & B<{ force?: boolean } | undefined>>(
     '/sessions/:id/revert',
-    { schema: { body: body({ force: { type: 'boolean' } }) } },
+    {
+      schema: { body: body({ force: { type: 'boolean' } }) },
+      // No body at all means no options.
+      preValidation: async (req) => {
+        if (req.body === undefined) req.body = {};
+      },
+    },
     async (req) => local(req).sessionRevert(req.params.id, { force: req.body?.force }, cc(req)),
   );
 }

@@ -9,7 +9,10 @@
  * grow while it is being uploaded. A write that fails part way (the client
  * went away, the body was over the limit, the engine refused) is undone: a
  * file it created is removed, an existing file gets its previous committed
- * content back (as a new version).
+ * content back (as a new version). Two streamed writes to the same path are
+ * serialized, so one never interleaves its pieces with another's: the file
+ * ends up as one of them, whole. (Writers through the mount, or through a
+ * different path to the same file, are not held back: POSIX rules there.)
  */
 import { constants as fsc } from 'node:fs';
 import { Readable } from 'node:stream';
@@ -20,6 +23,7 @@ import { dirname, normalizePath } from '../engine/names.js';
 import type { MetaStore } from '../meta/meta-store.js';
 import { isDir, isReg } from '../meta/types.js';
 import { logger } from '../util/logger.js';
+import { KeyedMutex } from '../util/mutex.js';
 import { toFileInfo, type FileInfo } from './records.js';
 import { refuseReserved } from './reserved.js';
 
@@ -91,10 +95,15 @@ export async function openReadStream(engine: Engine, path: string, ctx: OpContex
   }
 }
 
+/** Streamed writes in progress, per engine, keyed by normalized path. */
+const uploads = new WeakMap<Engine, KeyedMutex<string>>();
+
 export interface WriteStreamOptions {
   parents?: boolean;
   /** Refuse (PAYLOAD_TOO_LARGE) and undo once more than this many bytes arrive. */
   maxBytes?: number;
+  /** Called once the file is open for writing, just before the source is read (HTTP: `100 Continue`). */
+  beforeRead?: () => void;
 }
 
 /**
@@ -112,6 +121,19 @@ export async function writeFromStream(
 ): Promise<FileInfo> {
   const p = normalizePath(path);
   refuseReserved(p);
+  let locks = uploads.get(engine);
+  if (!locks) uploads.set(engine, (locks = new KeyedMutex<string>()));
+  return locks.run(p, () => writeLocked(engine, meta, p, source, ctx, opts));
+}
+
+async function writeLocked(
+  engine: Engine,
+  meta: MetaStore,
+  p: string,
+  source: AsyncIterable<Uint8Array>,
+  ctx: OpContext,
+  opts: WriteStreamOptions,
+): Promise<FileInfo> {
   if (opts.parents) await engine.mkdir(dirname(p), 0o777, ctx, { parents: true });
 
   // What to put back if the upload fails part way.
@@ -130,6 +152,7 @@ export async function writeFromStream(
   const ino = stat.ino;
   let released = false;
   try {
+    opts.beforeRead?.();
     let pos = 0;
     let total = 0;
     let pending: Buffer[] = [];

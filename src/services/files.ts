@@ -7,6 +7,7 @@ import { isDir } from '../meta/types.js';
 import type { MetaStore } from '../meta/meta-store.js';
 import { toFileInfo, type FileInfo } from './records.js';
 import { refuseReserved } from './reserved.js';
+import type { AccessService, Relation } from './access.js';
 
 export interface ListOptions {
   recursive?: boolean;
@@ -20,33 +21,55 @@ export class FileService {
   constructor(
     private readonly engine: Engine,
     private readonly meta: MetaStore,
+    private readonly access: AccessService,
   ) {}
 
-  async write(path: string, data: Uint8Array, ctx: OpContext, opts: { parents?: boolean } = {}): Promise<FileInfo> {
+  /**
+   * The access check for a path: the caller needs `need` on the path as
+   * written and on where it really leads (symlinks followed; for a path that
+   * does not exist yet, its parent's real path). Returns the normalized path.
+   */
+  async guard(path: string, ctx: OpContext, need: Relation): Promise<string> {
     const p = normalizePath(path);
+    if (!ctx.access || ctx.access.isAdmin) return p;
+    this.access.require(ctx, p, need);
+    let real: string;
+    try {
+      real = await this.engine.realpath(p, ctx);
+    } catch (e) {
+      if (!(e instanceof NexusError) || e.code !== 'NOT_FOUND' || p === '/') throw e;
+      const parent = await this.engine.realpath(dirname(p), ctx).catch(() => dirname(p));
+      real = `${parent === '/' ? '' : parent}/${p.slice(p.lastIndexOf('/') + 1)}`;
+    }
+    if (real !== p) this.access.require(ctx, real, need);
+    return p;
+  }
+
+  async write(path: string, data: Uint8Array, ctx: OpContext, opts: { parents?: boolean } = {}): Promise<FileInfo> {
+    const p = await this.guard(path, ctx, 'editor');
     refuseReserved(p);
     if (opts.parents) await this.engine.mkdir(dirname(p), 0o777, ctx, { parents: true });
     return toFileInfo(p, await this.engine.writeFile(p, data, ctx));
   }
 
   async read(path: string, ctx: OpContext): Promise<Buffer> {
-    return this.engine.readFile(normalizePath(path), ctx);
+    return this.engine.readFile(await this.guard(path, ctx, 'viewer'), ctx);
   }
 
   async mkdir(path: string, ctx: OpContext, opts: { parents?: boolean } = {}): Promise<FileInfo> {
-    const p = normalizePath(path);
+    const p = await this.guard(path, ctx, 'editor');
     refuseReserved(p);
     return toFileInfo(p, await this.engine.mkdir(p, 0o777, ctx, { parents: !!opts.parents }));
   }
 
   async stat(path: string, ctx: OpContext): Promise<FileInfo> {
-    const p = normalizePath(path);
+    const p = await this.guard(path, ctx, 'viewer');
     return toFileInfo(p, await this.engine.getattr(p, ctx));
   }
 
   async exists(path: string, ctx: OpContext): Promise<boolean> {
     try {
-      await this.engine.getattr(normalizePath(path), ctx);
+      await this.engine.getattr(await this.guard(path, ctx, 'viewer'), ctx);
       return true;
     } catch (e) {
       if (e instanceof NexusError && e.code === 'NOT_FOUND') return false;
@@ -55,14 +78,16 @@ export class FileService {
   }
 
   async rename(from: string, to: string, ctx: OpContext): Promise<void> {
-    refuseReserved(normalizePath(from));
-    refuseReserved(normalizePath(to));
-    await this.engine.rename(normalizePath(from), normalizePath(to), ctx);
+    const src = await this.guard(from, ctx, 'editor');
+    const dst = await this.guard(to, ctx, 'editor');
+    refuseReserved(src);
+    refuseReserved(dst);
+    await this.engine.rename(src, dst, ctx);
   }
 
   /** Delete a file or symlink; a directory needs `recursive` unless it is empty. */
   async delete(path: string, ctx: OpContext, opts: { recursive?: boolean } = {}): Promise<void> {
-    const p = normalizePath(path);
+    const p = await this.guard(path, ctx, 'editor');
     const st = await this.engine.getattr(p, ctx);
     if (!isDir(st.mode)) return this.engine.unlink(p, ctx);
     if (opts.recursive) {
@@ -77,6 +102,11 @@ export class FileService {
 
   async list(path: string, ctx: OpContext, opts: ListOptions = {}): Promise<FileInfo[]> {
     const root = normalizePath(path);
+    // A restricted caller lists what it holds a grant on, and the directories leading to its grants.
+    const restricted = !!ctx.access && !ctx.access.isAdmin;
+    const full = !restricted || this.access.relationOn(ctx.access!, root) !== null;
+    if (full) await this.guard(root, ctx, 'viewer');
+    else if (!this.access.canSee(ctx, root)) this.access.require(ctx, root, 'viewer');
     const st = await this.engine.getattr(root, ctx, true);
     if (!isDir(st.mode)) throw new NexusError('NOT_A_DIRECTORY', `Not a directory: ${root}`);
     let only: Set<number> | undefined;
@@ -90,6 +120,7 @@ export class FileService {
         for (const e of page) {
           const p = `${dir === '/' ? '' : dir}/${e.name}`;
           const dirEntry = isDir(e.stat.mode);
+          if (restricted && !this.access.canSee(ctx, p)) continue;
           if (!only || (!dirEntry && only.has(e.stat.ino))) out.push(toFileInfo(p, e.stat));
           if (dirEntry && opts.recursive) await walk(p);
         }

@@ -6,21 +6,24 @@ import { FileService } from './files.js';
 import { WorkspaceService } from './workspaces.js';
 import { SnapshotService } from './snapshots.js';
 import { SessionService } from './sessions.js';
+import { AccessService } from './access.js';
 
 export class Services {
   readonly files: FileService;
   readonly workspaces: WorkspaceService;
   readonly snapshots: SnapshotService;
   readonly sessions: SessionService;
+  readonly access: AccessService;
 
   constructor(
     readonly engine: Engine,
     readonly meta: MetaStore,
   ) {
-    this.files = new FileService(engine, meta);
-    this.workspaces = new WorkspaceService(meta, this.files);
-    this.snapshots = new SnapshotService(engine, meta, this.files);
-    this.sessions = new SessionService(engine, meta, this.files);
+    this.access = new AccessService(meta.access);
+    this.files = new FileService(engine, meta, this.access);
+    this.workspaces = new WorkspaceService(meta, this.files, this.access);
+    this.snapshots = new SnapshotService(engine, meta, this.files, this.access);
+    this.sessions = new SessionService(engine, meta, this.files, this.access);
   }
 }
 

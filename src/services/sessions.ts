@@ -16,6 +16,7 @@ import type { FileService } from './files.js';
 import { newId, SESSION_ID_RE } from './ids.js';
 import { toSession, type FileInfo, type RevertReport, type Session, type SessionChanges } from './records.js';
 import { checkMetadata } from './workspaces.js';
+import type { AccessService } from './access.js';
 
 /** What one session did to one inode, folded from its events. */
 interface InodeHistory {
@@ -36,7 +37,19 @@ export class SessionService {
     private readonly engine: Engine,
     private readonly meta: MetaStore,
     private readonly files: FileService,
+    private readonly access: AccessService,
   ) {}
+
+  /** A restricted caller sees and acts on the sessions it created; admins and local callers on all. */
+  private mine(s: Session, ctx: OpContext): boolean {
+    return !ctx.access || ctx.access.isAdmin || s.created_by === ctx.principal;
+  }
+
+  private async getFor(sessionId: string, ctx: OpContext): Promise<Session> {
+    const s = await this.get(sessionId);
+    if (!this.mine(s, ctx)) throw new NexusError('PERMISSION_DENIED', `Permission denied: session ${sessionId}`);
+    return s;
+  }
 
   async create(agentId: string, metadata: Record<string, unknown> = {}, ctx: OpContext): Promise<Session> {
     if (typeof agentId !== 'string' || agentId.trim() === '' || agentId.length > 255) {
@@ -61,14 +74,18 @@ export class SessionService {
     return s;
   }
 
-  async end(sessionId: string): Promise<Session> {
-    await this.get(sessionId);
+  async end(sessionId: string, ctx: OpContext): Promise<Session> {
+    await this.getFor(sessionId, ctx);
     await this.meta.registry.endSession(sessionId, nowNs());
     return this.get(sessionId);
   }
 
-  async list(opts: { agentId?: string } = {}): Promise<Session[]> {
-    return (await this.meta.registry.listSessions(opts.agentId)).map(toSession);
+  async list(opts: { agentId?: string }, ctx: OpContext): Promise<Session[]> {
+    return (await this.meta.registry.listSessions(opts.agentId)).map(toSession).filter((s) => this.mine(s, ctx));
+  }
+
+  async show(sessionId: string, ctx: OpContext): Promise<Session> {
+    return this.getFor(sessionId, ctx);
   }
 
   private async histories(sessionId: string): Promise<Map<number, InodeHistory>> {
@@ -109,7 +126,8 @@ export class SessionService {
   }
 
   /** Paths the session created, modified and deleted (current paths where the file still exists). */
-  async changes(sessionId: string): Promise<SessionChanges> {
+  async changes(sessionId: string, ctx: OpContext): Promise<SessionChanges> {
+    await this.getFor(sessionId, ctx);
     const out: SessionChanges = { created: [], modified: [], deleted: [] };
     for (const h of (await this.histories(sessionId)).values()) {
       const path = (await this.meta.pathOf(h.ino)) ?? h.lastPath;
@@ -123,6 +141,7 @@ export class SessionService {
 
   /** Files that exist now and that the session created or wrote. */
   async writtenFiles(sessionId: string, ctx: OpContext): Promise<FileInfo[]> {
+    await this.getFor(sessionId, ctx);
     const out: FileInfo[] = [];
     for (const h of (await this.histories(sessionId)).values()) {
       if (h.dir || (!h.created && h.lastVid === undefined)) continue;
@@ -133,6 +152,7 @@ export class SessionService {
   }
 
   async revert(sessionId: string, opts: { force?: boolean }, ctx: OpContext): Promise<RevertReport> {
+    await this.getFor(sessionId, ctx);
     const hs = [...(await this.histories(sessionId)).values()];
     const conflicts: string[] = [];
     const plan: { path: string; apply: () => Promise<void> }[] = [];
@@ -187,6 +207,8 @@ export class SessionService {
     if (conflicts.length && !opts.force) {
       throw new NexusError('CONFLICT', `Session ${sessionId} cannot be reverted: ${conflicts.length} file(s) changed since by someone else (use --force): ${conflicts.slice(0, 10).join(', ')}`, { conflicts });
     }
+    // Every path the revert touches needs editor, checked before anything changes.
+    for (const step of plan) this.access.require(ctx, step.path, 'editor');
     // Deepest paths first, so created files go before the directories they are in.
     plan.sort((a, b) => b.path.split('/').length - a.path.split('/').length);
     const reverted: string[] = [];

@@ -12,6 +12,7 @@ import type { MetaStore } from '../meta/meta-store.js';
 import { isDir } from '../meta/types.js';
 import { nowNs } from '../util/time.js';
 import type { FileService } from './files.js';
+import type { AccessService } from './access.js';
 import { newId, SNAPSHOT_ID_RE } from './ids.js';
 import { toDiff, toSnapshot, type Diff, type RestoreReport, type Snapshot } from './records.js';
 import { checkMetadata } from './workspaces.js';
@@ -22,6 +23,7 @@ export class SnapshotService {
     private readonly engine: Engine,
     private readonly meta: MetaStore,
     private readonly files: FileService,
+    private readonly access: AccessService,
   ) {}
 
   private async dirIno(path: string, ctx: OpContext): Promise<number> {
@@ -30,8 +32,8 @@ export class SnapshotService {
     return node.ino;
   }
 
-  async create(path: string, opts: { name?: string | null; metadata?: Record<string, unknown> }, ctx: OpContext, kind: 'manual' | 'pre-restore' = 'manual'): Promise<Snapshot> {
-    const p = normalizePath(path);
+  async create(path: string, opts: { name?: string | null; metadata?: Record<string, unknown> }, ctx: OpContext): Promise<Snapshot> {
+    const p = await this.files.guard(path, ctx, 'editor');
     if (isWithin(p, RESERVED_ROOT)) throw new NexusError('INVALID_ARGUMENT', `${RESERVED_ROOT} is not part of any snapshot`);
     const metadata = opts.metadata ?? {};
     checkMetadata(metadata);
@@ -41,13 +43,15 @@ export class SnapshotService {
     const ino = await this.dirIno(p, ctx);
     await this.engine.flushUnder(p);
     const rec = await this.meta.tree.createSnapshot(ino, {
-      snapshotId: newId('snap'), path: p, name: opts.name ?? null, metadata, createdAt: nowNs(), createdBy: ctx.principal, kind,
+      snapshotId: newId('snap'), path: p, name: opts.name ?? null, metadata, createdAt: nowNs(), createdBy: ctx.principal, kind: 'manual',
     });
     return toSnapshot(rec);
   }
 
-  async get(snapshotId: string): Promise<Snapshot> {
-    return toSnapshot(await this.record(snapshotId));
+  async get(snapshotId: string, ctx: OpContext): Promise<Snapshot> {
+    const rec = await this.record(snapshotId);
+    this.access.require(ctx, rec.path, 'viewer');
+    return toSnapshot(rec);
   }
 
   private async record(snapshotId: string) {
@@ -57,22 +61,27 @@ export class SnapshotService {
     return rec;
   }
 
-  async list(path?: string): Promise<Snapshot[]> {
-    return (await this.meta.tree.listSnapshots(path === undefined ? undefined : normalizePath(path))).map(toSnapshot);
+  /** Snapshots of `path` (or all), among those the caller may see. */
+  async list(path: string | undefined, ctx: OpContext): Promise<Snapshot[]> {
+    const all = await this.meta.tree.listSnapshots(path === undefined ? undefined : normalizePath(path));
+    return all.filter((s) => this.access.relationOn2(ctx, s.path) !== null).map(toSnapshot);
   }
 
-  async delete(snapshotId: string): Promise<void> {
-    await this.record(snapshotId);
+  async delete(snapshotId: string, ctx: OpContext): Promise<void> {
+    const rec = await this.record(snapshotId);
+    this.access.require(ctx, rec.path, 'owner');
     await this.meta.tree.deleteSnapshot(snapshotId);
   }
 
   /** Changes from snapshot `from` to snapshot `to`, or to the live tree when `to` is omitted. */
   async diff(from: string, to: string | undefined, ctx: OpContext): Promise<Diff> {
     const a = await this.record(from);
+    this.access.require(ctx, a.path, 'viewer');
     const before = await this.meta.tree.snapshotEntries(a.snapshotId);
     let after;
     if (to !== undefined) {
       const b = await this.record(to);
+      this.access.require(ctx, b.path, 'viewer');
       after = await this.meta.tree.snapshotEntries(b.snapshotId);
     } else {
       await this.engine.flushUnder(a.path);
@@ -84,7 +93,7 @@ export class SnapshotService {
 
   /** Make the live tree at `path` equal to the snapshot; returns the pre-restore snapshot for undo. */
   async restore(path: string, snapshotId: string, ctx: OpContext): Promise<RestoreReport> {
-    const p = normalizePath(path);
+    const p = await this.files.guard(path, ctx, 'editor');
     const snap = await this.record(snapshotId);
     if (snap.path !== p) throw new NexusError('INVALID_ARGUMENT', `Snapshot ${snapshotId} is of ${snap.path}, not ${p}`);
     if (!(await this.files.exists(p, ctx))) await this.files.mkdir(p, ctx, { parents: true });

@@ -9,6 +9,7 @@ import { isWithin, normalizePath } from '../engine/names.js';
 import type { MetaStore } from '../meta/meta-store.js';
 import { nowNs } from '../util/time.js';
 import type { FileService } from './files.js';
+import type { AccessService } from './access.js';
 import { toWorkspace, type Workspace } from './records.js';
 import { RESERVED_ROOT } from './reserved.js';
 
@@ -16,6 +17,7 @@ export class WorkspaceService {
   constructor(
     private readonly meta: MetaStore,
     private readonly files: FileService,
+    private readonly access: AccessService,
   ) {}
 
   async create(path: string, metadata: Record<string, unknown>, ctx: OpContext): Promise<Workspace> {
@@ -23,6 +25,8 @@ export class WorkspaceService {
     if (p === '/') throw new NexusError('INVALID_ARGUMENT', 'The root cannot be a workspace');
     if (isWithin(p, RESERVED_ROOT)) throw new NexusError('INVALID_ARGUMENT', `${RESERVED_ROOT} is reserved`);
     checkMetadata(metadata);
+    // Making a workspace takes owner on its path (an admin key, or a tenant's owner grant above it).
+    await this.files.guard(p, ctx, 'owner');
     const existing = await this.meta.registry.listWorkspaces();
     if (existing.some((w) => w.path === p)) throw new NexusError('ALREADY_EXISTS', `Already a workspace: ${p}`);
     const outer = existing.find((w) => isWithin(p, w.path));
@@ -33,20 +37,21 @@ export class WorkspaceService {
     return toWorkspace(await this.meta.registry.createWorkspace({ path: p, metadata, createdBy: ctx.principal, createdAt: nowNs() }));
   }
 
-  async list(): Promise<Workspace[]> {
-    return (await this.meta.registry.listWorkspaces()).map(toWorkspace);
+  /** Workspaces the caller may see. */
+  async list(ctx: OpContext): Promise<Workspace[]> {
+    return (await this.meta.registry.listWorkspaces()).filter((w) => this.access.relationOn2(ctx, w.path) !== null).map(toWorkspace);
   }
 
-  async info(path: string): Promise<Workspace> {
-    const p = normalizePath(path);
+  async info(path: string, ctx: OpContext): Promise<Workspace> {
+    const p = await this.files.guard(path, ctx, 'viewer');
     const w = await this.meta.registry.getWorkspace(p);
     if (!w) throw new NexusError('NOT_FOUND', `Not a workspace: ${p}`);
     return toWorkspace(w);
   }
 
   async delete(path: string, ctx: OpContext): Promise<void> {
-    const p = normalizePath(path);
-    await this.info(p);
+    const p = await this.files.guard(path, ctx, 'owner');
+    await this.info(p, ctx);
     if (await this.files.exists(p, ctx)) await this.files.delete(p, ctx, { recursive: true });
     await this.meta.registry.deleteWorkspace(p);
   }

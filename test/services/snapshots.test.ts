@@ -37,9 +37,9 @@ describe('workspaces', () => {
     await expect(s.workspaces.create('/workspace', {}, ctx)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
     await expect(s.workspaces.create('/x', [] as unknown as Record<string, unknown>, ctx)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
     await s.files.write('/workspace/acme-corp/data.json', Buffer.from('{"records": 1000}'), ctx);
-    expect((await s.workspaces.list()).map((w) => w.path)).toEqual(['/workspace/acme-corp']);
+    expect((await s.workspaces.list(ctx)).map((w) => w.path)).toEqual(['/workspace/acme-corp']);
     await s.workspaces.delete('/workspace/acme-corp', ctx);
-    expect(await s.workspaces.list()).toEqual([]);
+    expect(await s.workspaces.list(ctx)).toEqual([]);
     expect(await s.files.exists('/workspace/acme-corp', ctx)).toBe(false);
     await expect(s.workspaces.delete('/workspace/acme-corp', ctx)).rejects.toMatchObject({ code: 'NOT_FOUND' });
   });
@@ -81,7 +81,7 @@ describe('snapshots', () => {
     expect(await text('/w/new.txt')).toBe('new');
     expect(await s.files.exists('/w/d2', ctx)).toBe(false);
 
-    const list = await s.snapshots.list('/w');
+    const list = await s.snapshots.list('/w', ctx);
     expect(list.map((x) => x.kind)).toEqual(['manual', 'pre-restore', 'pre-restore']);
     await expect(s.snapshots.restore('/w', 'snap_0000000000000000', ctx)).rejects.toMatchObject({ code: 'NOT_FOUND' });
     await expect(s.snapshots.restore('/w', 'bogus', ctx)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
@@ -115,10 +115,10 @@ describe('sessions', () => {
 
     const mine = await s.files.list('/agent/memory', ctx, { sessionId: sess.session_id });
     expect(mine.map((f) => f.path).sort()).toEqual(['/agent/memory/conversation.json', '/agent/memory/keep.txt']);
-    expect(await s.sessions.changes(sess.session_id)).toEqual({
+    expect(await s.sessions.changes(sess.session_id, ctx)).toEqual({
       created: ['/agent/memory/conversation.json'], modified: ['/agent/memory/keep.txt'], deleted: ['/agent/memory/gone.txt'],
     });
-    const listed = await s.sessions.list({ agentId: 'gpt-4-agent' });
+    const listed = await s.sessions.list({ agentId: 'gpt-4-agent' }, ctx);
     expect(listed).toHaveLength(1);
     expect(listed[0]!.file_count).toBe(3);
 
