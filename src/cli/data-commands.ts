@@ -105,7 +105,7 @@ export function workspaceCommands(y: Argv): Argv {
       h<{ path: string; snapshot: string }>(async (a) => withClient(a, async (nx) => {
         const r = await nx.workspace.restore(a.path, a.snapshot);
         out(a, r, () => process.stdout.write(
-          `restored ${r.path} to ${r.snapshot_id}: ${r.created} created, ${r.updated} updated, ${r.removed} removed\n` +
+          `restored ${r.path} to ${r.snapshot_id}: ${r.created} created, ${r.modified} modified, ${r.removed} removed\n` +
           `undo with: nexus workspace restore ${r.path} ${r.pre_restore_snapshot_id}\n`));
       })))
     .command('delete-snapshot <snapshot>', 'Delete a snapshot', (c) => c.positional('snapshot', { type: 'string', demandOption: true }),

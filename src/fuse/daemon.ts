@@ -15,6 +15,7 @@ import { buildOps } from './adapter.js';
 import { ControlFiles } from './control-files.js';
 import { SessionResolver } from './session-resolver.js';
 import { Services } from '../services/services.js';
+import { startLocalSocket } from '../server/local-socket.js';
 import {
   NEXUS_FSNAME_PREFIX, dataDirOfMount, fusermountUnmount, isNexusMount, mountAt, waitUntil,
 } from './mount-table.js';
@@ -118,6 +119,8 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
     await data.close();
     throw new NexusError('NOT_SUPPORTED', `Mount failed: ${(e as Error).message}`);
   }
+  // The CLI and the SDK reach this data directory through the daemon's socket while it is mounted.
+  const socket = await startLocalSocket(services, dataDir);
   const info: DaemonInfo = { pid: process.pid, start: processStartTime(process.pid) ?? '?', mountpoint: mp, startedAt: new Date().toISOString() };
   await fsp.writeFile(join(dataDir, DAEMON_FILE), JSON.stringify(info));
   log.info({ mountpoint: mp, dataDir }, 'mounted');
@@ -149,6 +152,7 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
         }
       }
       await fsp.rm(join(dataDir, DAEMON_FILE), { force: true });
+      await socket.close().catch((e) => log.error({ err: e }, 'closing the local socket failed'));
       await data.close();
       log.info({ mountpoint: mp }, 'stopped');
       resolveFinished();

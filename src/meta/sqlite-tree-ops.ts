@@ -44,8 +44,11 @@ export interface TreeDiff {
 }
 
 export interface RestoreResult {
+  /** Paths the restore brought back. */
   created: number;
-  updated: number;
+  /** Paths whose content or attributes it changed. */
+  modified: number;
+  /** Paths it removed. */
   removed: number;
   /** Inodes left without links (the engine drops them once no handle has them open). */
   unlinked: number[];
@@ -222,7 +225,7 @@ export class TreeOps {
   async restore(rootIno: number, snapshotId: string, pre: Omit<SnapshotRecord, 'fileCount' | 'totalBytes'>, timeNs: TimeNs): Promise<RestoreResult & { pre: SnapshotRecord }> {
     return this.db.transaction(() => {
       const preRec = this.createSnapshotSync(rootIno, pre);
-      const result: RestoreResult = { created: 0, updated: 0, removed: 0, unlinked: [], touched: [] };
+      const result: RestoreResult = { created: 0, modified: 0, removed: 0, unlinked: [], touched: [] };
       const parentOf = (rel: string) => rel.slice(0, Math.max(0, rel.lastIndexOf('/')));
       const nameOf = (rel: string) => rel.slice(rel.lastIndexOf('/') + 1);
       const liveIno = (rel: string): number | undefined => {
@@ -249,7 +252,6 @@ export class TreeOps {
         this.stmts.touchDir.run(timeNs, timeNs, parentIno);
         result.unlinked.push(e.ino);
         removedPaths.add(e.relPath);
-        result.removed++;
       }
 
       // 2. Create what is missing (parents first) and update attributes. Hard
@@ -265,7 +267,7 @@ export class TreeOps {
         if (live !== undefined && !removedPaths.has(e.relPath)) {
           this.stmts.updateInode.run(e.mode, e.uid, e.gid, e.size, e.alloc, e.mtimeNs, timeNs, e.vid, e.target, live);
           result.touched.push(live);
-          result.updated++;
+          if (e.relPath !== '') result.modified++;
           continue;
         }
         const parentRel = parentOf(e.relPath);
@@ -285,8 +287,11 @@ export class TreeOps {
         if (isDir(e.mode)) this.stmts.addNlink.run(1, timeNs, parentIno);
         this.stmts.touchDir.run(timeNs, timeNs, parentIno);
         created.set(e.relPath, ino);
-        result.created++;
+        // Replaced (removed above, made again here) counts as modified.
+        if (removedPaths.delete(e.relPath)) result.modified++;
+        else result.created++;
       }
+      result.removed = removedPaths.size;
       return { ...result, pre: preRec };
     })();
   }

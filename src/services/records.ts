@@ -65,7 +65,7 @@ export interface RestoreReport {
   /** Restore this to undo the restore. */
   pre_restore_snapshot_id: string;
   created: number;
-  updated: number;
+  modified: number;
   removed: number;
 }
 

@@ -106,6 +106,6 @@ export class SnapshotService {
     }, nowNs());
     await this.engine.afterRestore(r);
     const pre = toSnapshot(r.pre);
-    return { path: p, snapshot_id: snapshotId, pre_restore_snapshot_id: pre.snapshot_id, created: r.created, updated: r.updated, removed: r.removed };
+    return { path: p, snapshot_id: snapshotId, pre_restore_snapshot_id: pre.snapshot_id, created: r.created, modified: r.modified, removed: r.removed };
   }
 }

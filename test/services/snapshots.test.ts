@@ -69,6 +69,8 @@ describe('snapshots', () => {
 
     const r = await s.snapshots.restore('/w', snap.snapshot_id, ctx);
     expect(r.pre_restore_snapshot_id).toMatch(/^snap_/);
+    // Counted in paths: f0 changed; f1, d2 and its 10 files came back; new.txt went.
+    expect({ created: r.created, modified: r.modified, removed: r.removed }).toEqual({ created: 12, modified: 1, removed: 1 });
     expect(await text('/w/d0/f0.txt')).toBe('v1 of 0');
     expect(await text('/w/d1/f1.txt')).toBe('v1 of 1');
     expect(await text('/w/d2/f2.txt')).toBe('v1 of 2');
