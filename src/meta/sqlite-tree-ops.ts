@@ -267,7 +267,8 @@ export class TreeOps {
         if (live !== undefined && !removedPaths.has(e.relPath)) {
           this.stmts.updateInode.run(e.mode, e.uid, e.gid, e.size, e.alloc, e.mtimeNs, timeNs, e.vid, e.target, live);
           result.touched.push(live);
-          if (e.relPath !== '') result.modified++;
+          // A directory whose only change is its times is not news to a user.
+          if (!isDir(e.mode)) result.modified++;
           continue;
         }
         const parentRel = parentOf(e.relPath);
