@@ -287,7 +287,7 @@ function routes(api: FastifyInstance, services: Services, callers: WeakMap<Fasti
         const ctx = await opCtx(req);
         // Not destroyed when the write stops early: a refused body is drained (settleUnreadBody).
         const body = req.raw.iterator({ destroyOnReturn: false }) as AsyncIterableIterator<Buffer>;
-        const info = await writeFromStream(services.engine, services.meta, req.query.path, { [Symbol.asyncIterator]: () => body }, ctx, {
+        const info = await writeFromStream(services, req.query.path, { [Symbol.asyncIterator]: () => body }, ctx, {
           parents: asBool(req.query.parents),
           maxBytes: maxFileBytes,
           beforeRead: () => sendContinue(req, reply),
@@ -307,7 +307,7 @@ function routes(api: FastifyInstance, services: Services, callers: WeakMap<Fasti
           if (info.type === 'directory') throw new NexusError('IS_A_DIRECTORY', `Is a directory: ${info.path}`);
           return reply.header('content-type', 'application/octet-stream').header('content-length', String(info.size)).send();
         }
-        const { info, stream } = await openReadStream(services.engine, req.query.path, ctx);
+        const { info, stream } = await openReadStream(services, req.query.path, ctx);
         return reply
           .header('content-type', 'application/octet-stream')
           .header('content-length', String(info.size))

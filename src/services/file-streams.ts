@@ -9,7 +9,8 @@
  * grow while it is being uploaded. A write that fails part way (the client
  * went away, the body was over the limit, the engine refused) is undone: a
  * file it created is removed, an existing file gets its previous committed
- * content back (as a new version). Two streamed writes to the same path are
+ * content back (as a new version). Access is checked as FileService checks
+ * it (viewer to read, editor to write). Two streamed writes to the same path are
  * serialized, so one never interleaves its pieces with another's: the file
  * ends up as one of them, whole. (Writers through the mount, or through a
  * different path to the same file, are not held back: POSIX rules there.)
@@ -19,8 +20,8 @@ import { Readable } from 'node:stream';
 import { NexusError } from '../errors.js';
 import type { Engine } from '../engine/engine.js';
 import type { OpContext } from '../engine/credentials.js';
-import { dirname, normalizePath } from '../engine/names.js';
-import type { MetaStore } from '../meta/meta-store.js';
+import { dirname } from '../engine/names.js';
+import type { Services } from './services.js';
 import { isDir, isReg } from '../meta/types.js';
 import { logger } from '../util/logger.js';
 import { KeyedMutex } from '../util/mutex.js';
@@ -82,8 +83,9 @@ export class EngineReadStream extends Readable {
  * Open a regular file for streaming out. Errors (missing, a directory, no
  * permission) are thrown here, before any byte is sent.
  */
-export async function openReadStream(engine: Engine, path: string, ctx: OpContext, chunk = STREAM_CHUNK): Promise<{ info: FileInfo; stream: EngineReadStream }> {
-  const p = normalizePath(path);
+export async function openReadStream(services: Services, path: string, ctx: OpContext, chunk = STREAM_CHUNK): Promise<{ info: FileInfo; stream: EngineReadStream }> {
+  const { engine } = services;
+  const p = await services.files.guard(path, ctx, 'viewer');
   const fh = await engine.open(p, fsc.O_RDONLY, ctx);
   try {
     const st = await engine.fgetattr(fh);
@@ -112,23 +114,21 @@ export interface WriteStreamOptions {
  * further while a write is in progress, so memory stays bounded.
  */
 export async function writeFromStream(
-  engine: Engine,
-  meta: MetaStore,
+  services: Services,
   path: string,
   source: AsyncIterable<Uint8Array>,
   ctx: OpContext,
   opts: WriteStreamOptions = {},
 ): Promise<FileInfo> {
-  const p = normalizePath(path);
+  const p = await services.files.guard(path, ctx, 'editor');
   refuseReserved(p);
-  let locks = uploads.get(engine);
-  if (!locks) uploads.set(engine, (locks = new KeyedMutex<string>()));
-  return locks.run(p, () => writeLocked(engine, meta, p, source, ctx, opts));
+  let locks = uploads.get(services.engine);
+  if (!locks) uploads.set(services.engine, (locks = new KeyedMutex<string>()));
+  return locks.run(p, () => writeLocked(services, p, source, ctx, opts));
 }
 
 async function writeLocked(
-  engine: Engine,
-  meta: MetaStore,
+  { engine, meta }: Services,
   p: string,
   source: AsyncIterable<Uint8Array>,
   ctx: OpContext,
