@@ -151,11 +151,20 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
           await fusermountUnmount(mp, true).catch(() => {});
         }
       }
-      await fsp.rm(join(dataDir, DAEMON_FILE), { force: true });
-      await socket.close().catch((e) => log.error({ err: e }, 'closing the local socket failed'));
-      await data.close();
-      log.info({ mountpoint: mp }, 'stopped');
-      resolveFinished();
+      try {
+        await fsp.rm(join(dataDir, DAEMON_FILE), { force: true });
+        await socket.close().catch((e) => log.error({ err: e }, 'closing the local socket failed'));
+        await data.close();
+        log.info({ mountpoint: mp }, 'stopped');
+      } finally {
+        resolveFinished();
+        // fuse-native releases its libuv handle only in its own unmount, after
+        // fusermount succeeded. When the mount went away underneath us
+        // (`fusermount -u` by someone else, or a failed clean unmount), that
+        // never runs and the handle would keep this process alive for good:
+        // exit once everything else is done.
+        setTimeout(() => process.exit(process.exitCode ?? 0), 2000).unref();
+      }
     })();
     return stopping;
   }

@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, chmodSync, r
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  fuseAvailable, startMount, remount, nexus, NEXUS_BIN, isMounted, lazyUnmount, trackMountpoint, expectNoMountsLeft, shOk, sh, sleep,
+  fuseAvailable, startMount, remount, nexus, NEXUS_BIN, isMounted, mountedTargets, lazyUnmount, trackMountpoint, expectNoMountsLeft, shOk, sh, sleep,
   PYTHON, type TestMount,
 } from '../helpers/mount.js';
 
@@ -49,8 +49,8 @@ describe.skipIf(!fuseAvailable)('nexus mount / unmount from the command line', (
   afterEach(async () => {
     for (const m of mounts.splice(0)) await m.cleanup();
     for (const b of bases.splice(0)) {
-      const mp = join(b, 'mnt');
-      if (isMounted(mp)) {
+      // Every mount point a test made under its base (mnt, full, mnt2...).
+      for (const mp of mountedTargets().filter((t) => t.startsWith(b + '/'))) {
         // A detached daemon a test left running: stop it the way a user would.
         try {
           nexus(['unmount', mp], { timeoutMs: 20_000 });
@@ -60,6 +60,7 @@ describe.skipIf(!fuseAvailable)('nexus mount / unmount from the command line', (
         for (const pid of daemonsFor(mp)) process.kill(pid, 'SIGKILL');
         if (isMounted(mp)) lazyUnmount(mp);
       }
+      for (const sub of ['mnt', 'full', 'mnt2']) for (const pid of daemonsFor(join(b, sub))) process.kill(pid, 'SIGKILL');
       rmSync(b, { recursive: true, force: true });
     }
   });
@@ -140,6 +141,21 @@ sys.stdin.read()
     expect(shOk(m.mountpoint, 'echo fine > f && cat f')).toBe('fine\n');
 
     oneLineError(nexus(['unmount', join(b, 'full')]), /not mounted/);
+  });
+
+  it('the daemon commits and exits when its mount is removed from outside (fusermount -u)', async () => {
+    const m = await startMount();
+    mounts.push(m);
+    shOk(m.mountpoint, 'echo before > f');
+    const exited = new Promise<number | null>((res) => m.child.once('exit', (code) => res(code)));
+    shOk('/', `fusermount -u ${m.mountpoint}`);
+    const code = await Promise.race([exited, sleep(10_000).then(() => 'still running' as const)]);
+    expect(code, 'daemon exit after an external unmount').toBe(0);
+    expect(isMounted(m.mountpoint)).toBe(false);
+    // The data directory was released: a new daemon mounts it and has the file.
+    const m2 = await remount(m);
+    mounts.push(m2);
+    expect(shOk(m2.mountpoint, 'cat f')).toBe('before\n');
   });
 
   it('a stale mount left by a killed daemon is cleaned by the next mount of the same mount point', async () => {
