@@ -180,7 +180,11 @@ export class Engine {
   /** Commit small-file writes that were journaled but not committed when the last daemon died. */
   private async replayJournal(records: JournalRecord[]): Promise<number> {
     const byIno = new Map<number, JournalRecord[]>();
-    for (const r of records) byIno.set(r.ino, [...(byIno.get(r.ino) ?? []), r]);
+    for (const r of records) {
+      const list = byIno.get(r.ino) ?? [];
+      if (r.kind === 'drop') byIno.set(r.ino, list.filter((x) => x.seq > r.offset));
+      else byIno.set(r.ino, [...list, r]);
+    }
     let n = 0;
     for (const [ino, recs] of byIno) {
       const node = await this.meta.getInode(ino);
@@ -190,7 +194,7 @@ export class Engine {
       const mf = new MemoryFile(ino, this.journal, await this.memoryBaseOf(node));
       for (const r of todo) {
         if (r.kind === 'write') mf.applyWrite(r.offset, r.data);
-        else mf.applyTruncate(r.offset);
+        else if (r.kind === 'truncate') mf.applyTruncate(r.offset);
         mf.lastSeq = r.seq;
       }
       mf.mtimeNs = mf.ctimeNs = nowNs();
@@ -831,16 +835,22 @@ export class Engine {
     return df;
   }
 
-  /** A small file outgrew memory: commit it, then continue in staging files. Call under the inode lock. */
+  /**
+   * A small file outgrew memory: move its pending content into staging files
+   * (no commit: a snapshot must never see this halfway state), then void its
+   * journal records. Call under the inode lock.
+   */
   private async promote(ino: number): Promise<DirtyFile> {
     const mf = this.dirty.get(ino) as MemoryFile;
-    const { lastWriter, mtimeNs, ctimeNs } = mf;
-    await this.commitLocked(ino, { durable: false });
-    this.dirty.delete(ino);
-    const df = (await this.dirtyFile(ino, { staged: true })) as DirtyFile;
-    df.lastWriter = lastWriter;
-    df.mtimeNs = mtimeNs;
-    df.ctimeNs = ctimeNs;
+    const content = await mf.read(0, mf.size);
+    const df = new DirtyFile(ino, this.opts.stagingDir, this.reader, await this.baseOf(await this.mustInode(ino)));
+    await df.truncate(0);
+    if (content.length) await df.write(0, content);
+    df.lastWriter = mf.lastWriter;
+    df.mtimeNs = mf.mtimeNs;
+    df.ctimeNs = mf.ctimeNs;
+    this.journal.settled(ino, this.journal.append(ino, 'drop', mf.lastSeq));
+    this.dirty.set(ino, df);
     return df;
   }
 
@@ -938,11 +948,22 @@ export class Engine {
   }
 
   /**
-   * Commit every pending write under `path` (every file, for now: cheap and
-   * always correct), so a snapshot or restore sees the tree as acknowledged.
+   * Before a snapshot or restore: commit pending writes of files nobody has
+   * open for writing any more (there are none in steady state: the last close
+   * commits). A file still open for writing is captured as of its last commit
+   * (close or fsync), so a snapshot never holds a half-rewritten file.
    */
   async flushUnder(_path: string): Promise<void> {
-    await this.flushAll();
+    for (const ino of [...this.dirty.keys()]) {
+      if (this.writersOf(ino) > 0) continue;
+      await this.locks.run(ino, () => this.commitLocked(ino, { durable: false }));
+    }
+  }
+
+  private writersOf(ino: number): number {
+    let n = 0;
+    for (const h of this.handles.values()) if (h.ino === ino && h.writable) n++;
+    return n;
   }
 
   /** A restore rewrote inodes behind the engine's back: forget cached state, drop what lost its last link. */

@@ -13,10 +13,13 @@ import { crc32 } from 'node:zlib';
 
 const MAGIC = 0x4e584a31; // "NXJ1"
 const HEADER = 4 + 4 + 8 + 8 + 1 + 8 + 4;
+const KIND_CODE = { write: 1, truncate: 2, drop: 3 } as const;
 
 export type JournalRecord =
   | { seq: number; ino: number; kind: 'write'; offset: number; data: Buffer }
-  | { seq: number; ino: number; kind: 'truncate'; offset: number; data?: undefined };
+  | { seq: number; ino: number; kind: 'truncate'; offset: number; data?: undefined }
+  /** The file's earlier records (seq <= offset) are void: its content moved to staging files. */
+  | { seq: number; ino: number; kind: 'drop'; offset: number; data?: undefined };
 
 export class Journal {
   /** A plain fd used synchronously: a small append costs ~10 µs, a threadpool round trip 50-100 µs here. */
@@ -45,7 +48,7 @@ export class Journal {
   }
 
   /** Synchronous, so records are appended in call order and a reset can never interleave. */
-  append(ino: number, kind: 'write' | 'truncate', offset: number, data?: Uint8Array): number {
+  append(ino: number, kind: JournalRecord['kind'], offset: number, data?: Uint8Array): number {
     const seq = this.nextSeq++;
     this.live.set(ino, seq);
     const len = data?.length ?? 0;
@@ -53,7 +56,7 @@ export class Journal {
     buf.writeUInt32LE(MAGIC, 0);
     buf.writeDoubleLE(seq, 8);
     buf.writeDoubleLE(ino, 16);
-    buf.writeUInt8(kind === 'write' ? 1 : 2, 24);
+    buf.writeUInt8(KIND_CODE[kind], 24);
     buf.writeDoubleLE(offset, 25);
     buf.writeUInt32LE(len, 33);
     if (data) buf.set(data, HEADER);
@@ -114,7 +117,9 @@ async function readRecords(path: string): Promise<JournalRecord[]> {
     const kind = buf.readUInt8(off + 24);
     const offset = buf.readDoubleLE(off + 25);
     if (kind === 1) out.push({ seq, ino, kind: 'write', offset, data: Buffer.from(buf.subarray(off + HEADER, off + HEADER + len)) });
-    else out.push({ seq, ino, kind: 'truncate', offset });
+    else if (kind === 2) out.push({ seq, ino, kind: 'truncate', offset });
+    else if (kind === 3) out.push({ seq, ino, kind: 'drop', offset });
+    else break;
     off += HEADER + len;
   }
   return out;

@@ -93,11 +93,16 @@ export function buildOps(services: Services, control: ControlFiles, sessions: Se
    */
   const caller = (): ControlCaller => {
     const c = Fuse.context();
-    const ctx = callerContext(c);
-    ctx.sessionId = sessions.resolve(c.pid);
-    return { ctx, tid: c.pid };
+    return { ctx: callerContext(c), tid: c.pid };
   };
   const ctx = (): OpContext => caller().ctx;
+  /** For operations that change the tree: the caller, tagged with its agent session (a /proc walk). */
+  const writer = (): OpContext => {
+    const c = Fuse.context();
+    const w = callerContext(c);
+    w.sessionId = sessions.resolve(c.pid);
+    return w;
+  };
   const isControl = ControlFiles.owns;
   const ownsHandle = ControlFiles.ownsHandle;
 
@@ -191,7 +196,7 @@ export function buildOps(services: Services, control: ControlFiles, sessions: Se
           const o = await control.open(path, flags, caller());
           return [o.fh, { directIo: o.directIo }];
         }
-        return [await engine.open(path, flags, ctx())];
+        return [await engine.open(path, flags, (flags & 3) !== 0 || (flags & fsc.O_TRUNC) !== 0 ? writer() : ctx())];
       }),
 
     // The patched binding passes the open flags to create (stock passes none).
@@ -202,7 +207,7 @@ export function buildOps(services: Services, control: ControlFiles, sessions: Se
           const o = await control.open(path, flags, caller());
           return [o.fh, { directIo: o.directIo }];
         }
-        return [(await engine.create(path, (typeof flags === 'number' ? flags : fsc.O_RDWR) | fsc.O_CREAT, mode, ctx())).fh];
+        return [(await engine.create(path, (typeof flags === 'number' ? flags : fsc.O_RDWR) | fsc.O_CREAT, mode, writer())).fh];
       });
     },
 
@@ -253,7 +258,7 @@ export function buildOps(services: Services, control: ControlFiles, sessions: Se
     truncate: (path, size, cb) =>
       reply('truncate', path, cb, async () => {
         if (isControl(path)) control.truncate(path);
-        else await engine.truncate(path, size, ctx());
+        else await engine.truncate(path, size, writer());
         return [];
       }),
 
@@ -304,42 +309,43 @@ export function buildOps(services: Services, control: ControlFiles, sessions: Se
     mknod: (path, mode, dev, cb) =>
       reply('mknod', path, cb, async () => {
         if (isControl(path)) control.refuse(path);
-        await engine.mknod(path, mode, dev, ctx());
+        await engine.mknod(path, mode, dev, writer());
         return [];
       }),
 
     mkdir: (path, mode, cb) =>
       reply('mkdir', path, cb, async () => {
-        if (isControl(path)) throw new NexusError('ALREADY_EXISTS', `${path} is reserved`);
-        await engine.mkdir(path, mode, ctx());
+        if (path === CONTROL_ROOT) throw new NexusError('ALREADY_EXISTS', `${path} is reserved`);
+        if (isControl(path)) control.refuse(path);
+        await engine.mkdir(path, mode, writer());
         return [];
       }),
 
     unlink: (path, cb) =>
       reply('unlink', path, cb, async () => {
         if (isControl(path)) control.refuse(path);
-        await engine.unlink(path, ctx());
+        await engine.unlink(path, writer());
         return [];
       }),
 
     rmdir: (path, cb) =>
       reply('rmdir', path, cb, async () => {
         if (isControl(path)) control.refuse(path);
-        await engine.rmdir(path, ctx());
+        await engine.rmdir(path, writer());
         return [];
       }),
 
     rename: (src, dest, cb) =>
       reply('rename', src, cb, async () => {
         if (isControl(src) || isControl(dest)) control.refuse(isControl(src) ? src : dest);
-        await engine.rename(src, dest, ctx());
+        await engine.rename(src, dest, writer());
         return [];
       }),
 
     link: (src, dest, cb) =>
       reply('link', dest, cb, async () => {
         if (isControl(src) || isControl(dest)) control.refuse(dest);
-        await engine.link(src, dest, ctx());
+        await engine.link(src, dest, writer());
         return [];
       }),
 
@@ -347,7 +353,7 @@ export function buildOps(services: Services, control: ControlFiles, sessions: Se
     symlink: (target, path, cb) =>
       reply('symlink', path, cb, async () => {
         if (isControl(path)) control.refuse(path);
-        await engine.symlink(target, path, ctx());
+        await engine.symlink(target, path, writer());
         return [];
       }),
 

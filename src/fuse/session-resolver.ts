@@ -6,13 +6,11 @@
  */
 import { environVar, parentPid, processStartTime, threadGroupOf } from '../util/proc.js';
 
-const CACHE_MS = 1000;
 const MAX_DEPTH = 64;
 
 export class SessionResolver {
   /** "pid:starttime" -> session id */
   private readonly bindings = new Map<string, string>();
-  private readonly cache = new Map<number, { at: number; sessionId: string | null }>();
 
   constructor(private readonly isActive: (sessionId: string) => boolean) {}
 
@@ -27,15 +25,16 @@ export class SessionResolver {
     if (!k) return;
     if (sessionId) this.bindings.set(k, sessionId);
     else this.bindings.delete(k);
-    this.cache.clear();
   }
 
-  /** The session for a request from thread `tid` (pid 0: the kernel itself, never tagged). */
+  /**
+   * The session for a request from thread `tid` (pid 0: the kernel itself,
+   * never tagged). Not cached: a shell's last command execs in place, keeping
+   * the pid and start time with a new environment. Called only for requests
+   * that change the tree.
+   */
   resolve(tid: number): string | null {
     if (!tid) return null;
-    const now = Date.now();
-    const hit = this.cache.get(tid);
-    if (hit && now - hit.at < CACHE_MS) return hit.sessionId;
     let found: string | null = null;
     let pid: number | undefined = threadGroupOf(tid);
     for (let depth = 0; pid && pid > 1 && depth < MAX_DEPTH; depth++) {
@@ -48,14 +47,11 @@ export class SessionResolver {
       }
       pid = parentPid(pid);
     }
-    if (this.cache.size > 10_000) this.cache.clear();
-    this.cache.set(tid, { at: now, sessionId: found });
     // Forget bindings of processes that are gone.
     if (this.bindings.size > 256) for (const k of [...this.bindings.keys()]) if (!this.key(Number(k.split(':')[0])) || this.key(Number(k.split(':')[0])) !== k) this.bindings.delete(k);
     return found;
   }
 
-  invalidate(): void {
-    this.cache.clear();
-  }
+  /** Sessions ended: nothing cached, nothing to do (kept for callers that end sessions). */
+  invalidate(): void {}
 }
