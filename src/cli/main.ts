@@ -9,6 +9,7 @@ import { progress } from './progress.js';
 import { mountCommand, unmountCommand } from './mount-commands.js';
 import { readDaemonInfo } from '../fuse/daemon.js';
 import { fileCommands, sessionCommands, workspaceCommands } from './data-commands.js';
+import { serveCommand, type ServeArgs } from './serve-command.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -88,6 +89,10 @@ export async function main(argv: string[]): Promise<void> {
     .command('unmount <dir>', 'Commit pending writes and unmount <dir>', (y) =>
       y.positional('dir', { type: 'string', demandOption: true }),
       (a) => unmountCommand({ dir: a.dir as string }))
+    .command('serve', 'Serve the HTTP API over a data directory', (y) => common(y)
+        .option('host', { type: 'string', default: '127.0.0.1', describe: 'Address to listen on' })
+        .option('port', { type: 'number', default: 8080, describe: 'TCP port' }),
+      (a) => serveCommand(a as unknown as ServeArgs))
     .command('workspace', 'Workspaces and their snapshots: create|list|info|delete|snapshot|snapshots|diff|restore', (y) => workspaceCommands(y))
     .command('session', 'Agent sessions: create|list|show|end|files|diff|revert', (y) => sessionCommands(y))
     .command('status', 'Show what a data directory holds and who serves it', (y) => common(y), (a) => status(a as unknown as Common))
