@@ -13,7 +13,9 @@ function statFields(pid: number): string[] | undefined {
 
 /** Start time in clock ticks since boot (field 22): with the pid, it names one process for good. */
 export function processStartTime(pid: number): string | undefined {
-  return statFields(pid)?.[19];
+  const f = statFields(pid);
+  // A zombie (Z) or dead (X) process has exited: it owns nothing any more.
+  return f && f[0] !== 'Z' && f[0] !== 'X' ? f[19] : undefined;
 }
 
 export function parentPid(pid: number): number | undefined {
