@@ -160,6 +160,58 @@ export function sessionCommands(y: Argv): Argv {
     .demandCommand(1, 'Name a session command (see nexus session --help)');
 }
 
+export function keyCommands(y: Argv): Argv {
+  return clientOptions(y)
+    .command('create', 'Create an API key (printed once; only its hash is stored)', (c) => c
+      .option('subject', { type: 'string', demandOption: true, describe: 'Who the key acts as, e.g. user:alice@acme-123.com' })
+      .option('admin', { type: 'boolean', default: false, describe: 'May do everything, across tenants' })
+      .option('expires', { type: 'string', describe: 'Lifetime, e.g. 90d, 12h' }),
+      h<{ subject: string; admin: boolean; expires?: string }>(async (a) => withClient(a, async (nx) => {
+        const k = await nx.keys.create({ subject: a.subject, admin: a.admin, expiresIn: a.expires });
+        out(a, k, () => process.stdout.write(`${k.api_key}\n`));
+      })))
+    .command('list', 'List API keys (never their secrets)', (c) => c, h(async (a) => withClient(a, async (nx) => {
+      const keys = await nx.keys.list();
+      out(a, keys, () => printTable(keys, ['key_id', 'subject', 'admin', 'created_at', 'expires_at', 'revoked_at']));
+    })))
+    .command('revoke <key>', 'Revoke an API key (by key id or the key itself)', (c) => c.positional('key', { type: 'string', demandOption: true }),
+      h<{ key: string }>(async (a) => withClient(a, async (nx) => {
+        await nx.keys.revoke(a.key);
+        out(a, { revoked: a.key }, () => process.stdout.write(`revoked ${a.key}\n`));
+      })))
+    .demandCommand(1, 'Name a key command (see nexus key --help)');
+}
+
+export function rebacCommands(y: Argv): Argv {
+  const tuple = <T>(c: Argv<T>) => c
+    .positional('subject_type', { type: 'string', demandOption: true, describe: 'e.g. user' })
+    .positional('subject_id', { type: 'string', demandOption: true, describe: 'e.g. admin@acme-123.com' })
+    .positional('relation', { type: 'string', demandOption: true, choices: ['owner', 'editor', 'viewer'] })
+    .positional('object_type', { type: 'string', demandOption: true, describe: 'file' })
+    .positional('object_id', { type: 'string', demandOption: true, describe: 'e.g. /tenants/acme-123' });
+  type T = { subject_type: string; subject_id: string; relation: string; object_type: string; object_id: string };
+  return clientOptions(y)
+    .command('create <subject_type> <subject_id> <relation> <object_type> <object_id>', 'Grant a relation (owner includes editor includes viewer)', tuple,
+      h<T>(async (a) => withClient(a, async (nx) => {
+        const g = await nx.rebacCreate(a.subject_type, a.subject_id, a.relation, a.object_type, a.object_id);
+        out(a, g, () => process.stdout.write(`granted ${g.relation} on ${g.object_type}:${g.object_id} to ${g.subject_type}:${g.subject_id}\n`));
+      })))
+    .command('list', 'List grants', (c) => c.option('subject', { type: 'string', describe: 'type:id' }).option('object', { type: 'string', describe: 'e.g. file:/tenants/acme-123' }),
+      h<{ subject?: string; object?: string }>(async (a) => withClient(a, async (nx) => {
+        const split = (v?: string) => (v ? [v.slice(0, v.indexOf(':')), v.slice(v.indexOf(':') + 1)] : [undefined, undefined]);
+        const [subjectType, subjectId] = split(a.subject);
+        const [objectType, objectId] = split(a.object);
+        const grants = await nx.rebacList({ subjectType, subjectId, objectType, objectId });
+        out(a, grants, () => printTable(grants, ['subject_type', 'subject_id', 'relation', 'object_type', 'object_id', 'created_at']));
+      })))
+    .command('delete <subject_type> <subject_id> <relation> <object_type> <object_id>', 'Remove a grant', tuple,
+      h<T>(async (a) => withClient(a, async (nx) => {
+        await nx.rebacDelete(a.subject_type, a.subject_id, a.relation, a.object_type, a.object_id);
+        out(a, { deleted: true }, () => process.stdout.write('deleted\n'));
+      })))
+    .demandCommand(1, 'Name a rebac command (see nexus rebac --help)');
+}
+
 /** File commands: `nexus ls|cat|write|mkdir|rm|mv|stat`. */
 export function fileCommands(y: Argv): Argv {
   return y

@@ -8,7 +8,7 @@ import { failAndExit, printJson, printTable } from './output.js';
 import { progress } from './progress.js';
 import { mountCommand, unmountCommand } from './mount-commands.js';
 import { readDaemonInfo } from '../fuse/daemon.js';
-import { fileCommands, sessionCommands, workspaceCommands } from './data-commands.js';
+import { fileCommands, keyCommands, rebacCommands, sessionCommands, workspaceCommands } from './data-commands.js';
 import { serveCommand, type ServeArgs } from './serve-command.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -91,10 +91,14 @@ export async function main(argv: string[]): Promise<void> {
       (a) => unmountCommand({ dir: a.dir as string }))
     .command('serve', 'Serve the HTTP API over a data directory', (y) => common(y)
         .option('host', { type: 'string', default: '127.0.0.1', describe: 'Address to listen on' })
-        .option('port', { type: 'number', default: 8080, describe: 'TCP port' }),
+        .option('port', { type: 'number', default: 8080, describe: 'TCP port' })
+        .option('rate-limit', { type: 'number', describe: 'Requests per second per API key (default: unlimited)' })
+        .option('body-limit', { type: 'number', describe: 'Largest JSON request body in bytes (default 1 MiB)' }),
       (a) => serveCommand(a as unknown as ServeArgs))
     .command('workspace', 'Workspaces and their snapshots: create|list|info|delete|snapshot|snapshots|diff|restore', (y) => workspaceCommands(y))
     .command('session', 'Agent sessions: create|list|show|end|files|diff|revert', (y) => sessionCommands(y))
+    .command('key', 'API keys: create|list|revoke', (y) => keyCommands(y))
+    .command('rebac', 'Access grants: create|list|delete', (y) => rebacCommands(y))
     .command('status', 'Show what a data directory holds and who serves it', (y) => common(y), (a) => status(a as unknown as Common))
     .command('fsck', 'Check that every referenced blob exists and matches its hash', (y) => common(y), (a) => runFsck(a as unknown as Common))
     .demandCommand(1, 'Name a command (see --help)')

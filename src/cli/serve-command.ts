@@ -18,15 +18,16 @@ export interface ServeArgs {
   dataDir: string;
   host: string;
   port: number;
+  rateLimit?: number;
+  bodyLimit?: number;
 }
 
 export async function serveCommand(args: ServeArgs): Promise<void> {
   // A server's access log is worth seeing: info unless NEXUS_LOG_LEVEL says otherwise.
   configureLogger({ level: process.env.NEXUS_LOG_LEVEL ?? 'info', destination: 2 });
   const log = logger('serve');
-  const server = await startServer({ dataDir: resolve(args.dataDir), host: args.host, port: args.port });
+  const server = await startServer({ dataDir: resolve(args.dataDir), host: args.host, port: args.port, rateLimit: args.rateLimit, bodyLimit: args.bodyLimit });
   process.stdout.write(`nexus serving ${resolve(args.dataDir)} at ${server.url}${server.socketPath ? ` and ${server.socketPath}` : ''}\n`);
-  process.stderr.write('nexus: TCP clients act as this user (local trust) until API keys are available; listening on loopback only\n');
 
   const signal = await new Promise<NodeJS.Signals>((res) => {
     process.once('SIGINT', res);

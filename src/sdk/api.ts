@@ -7,6 +7,18 @@
 import type {
   Diff, FileInfo, RestoreReport, RevertReport, Session, SessionChanges, Snapshot, Workspace,
 } from '../services/records.js';
+import type { ApiKeyInfo, CreatedKey, Grant } from '../services/access.js';
+
+/** A ReBAC tuple: (subject_type, subject_id, relation, object_type, object_id). */
+export interface GrantInput {
+  subject_type: string;
+  subject_id: string;
+  relation: string;
+  object_type: string;
+  object_id: string;
+}
+
+export type GrantFilter = Partial<GrantInput>;
 
 /** Per-call context: the agent session a write belongs to. */
 export interface CallContext {
@@ -46,6 +58,14 @@ export interface Api {
   sessionFiles(sessionId: string, c: CallContext): Promise<FileInfo[]>;
   sessionChanges(sessionId: string, c: CallContext): Promise<SessionChanges>;
   sessionRevert(sessionId: string, opts: { force?: boolean }, c: CallContext): Promise<RevertReport>;
+
+  // access: grants need owner on the object (or an admin key); keys need an admin key
+  rebacCreate(grant: GrantInput, c: CallContext): Promise<Grant>;
+  rebacList(filter: GrantFilter, c: CallContext): Promise<Grant[]>;
+  rebacDelete(grant: GrantInput, c: CallContext): Promise<void>;
+  keyCreate(opts: { subject: string; admin?: boolean; expiresIn?: string }, c: CallContext): Promise<CreatedKey>;
+  keyList(c: CallContext): Promise<ApiKeyInfo[]>;
+  keyRevoke(keyId: string, c: CallContext): Promise<void>;
 
   close(): Promise<void>;
 }

@@ -9,6 +9,7 @@ import type {
   Diff, FileInfo, RestoreReport, RevertReport, Session, SessionChanges, Snapshot, Workspace,
 } from '../services/records.js';
 import type { Api, CallContext } from './api.js';
+import type { ApiKeyInfo, CreatedKey, Grant } from '../services/access.js';
 
 export interface WriteContext {
   /** Tag this operation with an agent session. */
@@ -36,6 +37,7 @@ async function call<T>(fn: () => Promise<T>): Promise<T> {
 export class NexusClient {
   readonly workspace: WorkspaceClient;
   readonly session: SessionClient;
+  readonly keys: KeyClient;
   /** The session of the enclosing nx.session.context(), if any. */
   readonly sessionScope = new AsyncLocalStorage<string>();
 
@@ -45,6 +47,7 @@ export class NexusClient {
   ) {
     this.workspace = new WorkspaceClient(this);
     this.session = new SessionClient(this);
+    this.keys = new KeyClient(this);
   }
 
   /** The call context: an explicit context wins, then session.context(), then the connection's default. */
@@ -90,8 +93,45 @@ export class NexusClient {
     return call(() => this.api.rename(from, to, this.ctx(opts)));
   }
 
+  /**
+   * Grant `relation` (owner, editor or viewer) on an object to a subject:
+   * `nx.rebacCreate('user', 'admin@acme-123.com', 'owner', 'file', '/tenants/acme-123')`.
+   * A grant on a directory holds for everything under it. Needs owner on the object (or an admin key).
+   */
+  rebacCreate(subjectType: string, subjectId: string, relation: string, objectType: string, objectId: string): Promise<Grant> {
+    return call(() => this.api.rebacCreate(
+      { subject_type: subjectType, subject_id: subjectId, relation, object_type: objectType, object_id: objectId }, this.ctx()));
+  }
+
+  rebacList(filter: { subjectType?: string; subjectId?: string; objectType?: string; objectId?: string } = {}): Promise<Grant[]> {
+    return call(() => this.api.rebacList(
+      { subject_type: filter.subjectType, subject_id: filter.subjectId, object_type: filter.objectType, object_id: filter.objectId }, this.ctx()));
+  }
+
+  rebacDelete(subjectType: string, subjectId: string, relation: string, objectType: string, objectId: string): Promise<void> {
+    return call(() => this.api.rebacDelete(
+      { subject_type: subjectType, subject_id: subjectId, relation, object_type: objectType, object_id: objectId }, this.ctx()));
+  }
+
   close(): Promise<void> {
     return call(() => this.api.close());
+  }
+}
+
+/** API keys (admin only). The secret is in the result of create() and nowhere else. */
+export class KeyClient {
+  constructor(private readonly nx: NexusClient) {}
+
+  create(opts: { subject: string; admin?: boolean; expiresIn?: string }): Promise<CreatedKey> {
+    return call(() => this.nx.api.keyCreate(opts, this.nx.ctx()));
+  }
+
+  list(): Promise<ApiKeyInfo[]> {
+    return call(() => this.nx.api.keyList(this.nx.ctx()));
+  }
+
+  revoke(keyId: string): Promise<void> {
+    return call(() => this.nx.api.keyRevoke(keyId, this.nx.ctx()));
   }
 }
 

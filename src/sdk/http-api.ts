@@ -10,7 +10,8 @@ import { ERRORS, NexusError, isErrorCode } from '../errors.js';
 import type {
   Diff, FileInfo, RestoreReport, RevertReport, Session, SessionChanges, Snapshot, Workspace,
 } from '../services/records.js';
-import type { Api, CallContext } from './api.js';
+import type { Api, CallContext, GrantFilter, GrantInput } from './api.js';
+import type { ApiKeyInfo, CreatedKey, Grant } from '../services/access.js';
 
 export type HttpApiOptions =
   | { baseUrl: string; apiKey?: string }
@@ -328,6 +329,27 @@ export class HttpApi implements Api {
   }
   async sessionRevert(sessionId: string, opts: { force?: boolean }, c: CallContext): Promise<RevertReport> {
     return this.json({ method: 'POST', path: `/sessions/${enc(sessionId)}/revert`, json: { ...(opts.force !== undefined ? { force: opts.force } : {}) }, c });
+  }
+
+  // ---------------------------------------------------------------- access
+
+  async rebacCreate(grant: GrantInput, c: CallContext): Promise<Grant> {
+    return this.json({ method: 'POST', path: '/rebac', json: { ...grant }, c });
+  }
+  async rebacList(filter: GrantFilter, c: CallContext): Promise<Grant[]> {
+    return (await this.json<{ grants: Grant[] }>({ method: 'GET', path: '/rebac', query: { ...filter }, c })).grants;
+  }
+  async rebacDelete(grant: GrantInput, c: CallContext): Promise<void> {
+    return this.none({ method: 'POST', path: '/rebac/delete', json: { ...grant }, c });
+  }
+  async keyCreate(opts: { subject: string; admin?: boolean; expiresIn?: string }, c: CallContext): Promise<CreatedKey> {
+    return this.json({ method: 'POST', path: '/keys', json: { subject: opts.subject, admin: !!opts.admin, ...(opts.expiresIn ? { expires_in: opts.expiresIn } : {}) }, c });
+  }
+  async keyList(c: CallContext): Promise<ApiKeyInfo[]> {
+    return (await this.json<{ keys: ApiKeyInfo[] }>({ method: 'GET', path: '/keys', c })).keys;
+  }
+  async keyRevoke(keyId: string, c: CallContext): Promise<void> {
+    return this.none({ method: 'DELETE', path: `/keys/${enc(keyId)}`, c });
   }
 
   async close(): Promise<void> {

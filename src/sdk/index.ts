@@ -74,7 +74,18 @@ export async function connect(opts: ConnectOptions = {}): Promise<NexusClient> {
       throw e;
     }
     const uid = process.getuid?.() ?? 0;
-    const ctx = contextFor({ uid, gid: process.getgid?.() ?? 0, groups: process.getgroups?.() ?? [] }, { principal: `local:${uid}`, umask: process.umask() });
+    const cred = { uid, gid: process.getgid?.() ?? 0, groups: process.getgroups?.() ?? [] };
+    let ctx = contextFor(cred, { principal: `local:${uid}`, umask: process.umask() });
+    if (opts.apiKey) {
+      // Embedded, but acting as a key's subject: its grants limit this connection.
+      try {
+        const who = opened.services.access.authenticate(opts.apiKey);
+        ctx = contextFor(cred, { principal: `${who.subjectType}:${who.subjectId}`, access: who, umask: process.umask() });
+      } catch (e) {
+        await opened.close();
+        throw e;
+      }
+    }
     return new NexusClient(new LocalApi(opened.services, ctx, () => opened.close()), opts.sessionId ?? null);
   } catch (e) {
     throw typed(e);
@@ -83,10 +94,11 @@ export async function connect(opts: ConnectOptions = {}): Promise<NexusClient> {
 
 export { HttpApi, type HttpApiOptions } from './http-api.js';
 export type { Api, CallContext } from './api.js';
-export { NexusClient, WorkspaceClient, SessionClient, type SessionHandle, type OpOptions, type WriteContext } from './client.js';
+export { NexusClient, WorkspaceClient, SessionClient, KeyClient, type SessionHandle, type OpOptions, type WriteContext } from './client.js';
 export {
   NexusError, PermissionError, AuthenticationError, NotFoundError, ConflictError, InvalidArgumentError, type ErrorCode,
 } from '../errors.js';
+export type { Grant, ApiKeyInfo, CreatedKey } from '../services/access.js';
 export type {
   Workspace, Snapshot, Session, FileInfo, FileType, Diff, RestoreReport, RevertReport, SessionChanges,
 } from '../services/records.js';

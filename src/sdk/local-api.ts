@@ -1,7 +1,12 @@
 /** Api over services in this process (embedded SDK, CLI without a daemon, the server's handlers). */
 import type { OpContext } from '../engine/credentials.js';
 import type { Services } from '../services/services.js';
-import type { Api, CallContext } from './api.js';
+import type { Api, CallContext, GrantFilter, GrantInput } from './api.js';
+import type { GrantTuple } from '../meta/sqlite-access.js';
+
+const tuple = (g: GrantInput): GrantTuple => ({
+  subjectType: g.subject_type, subjectId: g.subject_id, relation: g.relation, objectType: g.object_type, objectId: g.object_id,
+});
 
 export class LocalApi implements Api {
   constructor(
@@ -95,6 +100,31 @@ export class LocalApi implements Api {
   }
   async sessionRevert(sessionId: string, opts: { force?: boolean }, c: CallContext) {
     return this.services.sessions.revert(sessionId, opts, await this.ctx({ ...c, sessionId: null }));
+  }
+
+  async rebacCreate(grant: GrantInput, c: CallContext) {
+    return this.services.access.createGrant(tuple(grant), await this.ctx({ ...c, sessionId: null }));
+  }
+  async rebacList(f: GrantFilter, c: CallContext) {
+    return this.services.access.listGrants(
+      { subjectType: f.subject_type, subjectId: f.subject_id, objectType: f.object_type, objectId: f.object_id },
+      await this.ctx({ ...c, sessionId: null }),
+    );
+  }
+  async rebacDelete(grant: GrantInput, c: CallContext) {
+    return this.services.access.deleteGrant(tuple(grant), await this.ctx({ ...c, sessionId: null }));
+  }
+  async keyCreate(opts: { subject: string; admin?: boolean; expiresIn?: string }, c: CallContext) {
+    this.services.access.requireAdmin(await this.ctx({ ...c, sessionId: null }), 'creating API keys');
+    return this.services.access.createKey(opts);
+  }
+  async keyList(c: CallContext) {
+    this.services.access.requireAdmin(await this.ctx({ ...c, sessionId: null }), 'listing API keys');
+    return this.services.access.listKeys();
+  }
+  async keyRevoke(keyId: string, c: CallContext) {
+    this.services.access.requireAdmin(await this.ctx({ ...c, sessionId: null }), 'revoking API keys');
+    return this.services.access.revokeKey(keyId);
   }
 
   async close(): Promise<void> {

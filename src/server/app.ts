@@ -17,7 +17,7 @@ import type { OpContext } from '../engine/credentials.js';
 import type { Services } from '../services/services.js';
 import { openReadStream, writeFromStream } from '../services/file-streams.js';
 import { LocalApi } from '../sdk/local-api.js';
-import type { CallContext } from '../sdk/api.js';
+import type { CallContext, GrantFilter, GrantInput } from '../sdk/api.js';
 import { logger as projectLogger, type Logger } from '../util/logger.js';
 
 /** Who is calling, as an authenticator establishes it. */
@@ -36,6 +36,30 @@ export interface AppOptions {
   maxFileBytes?: number;
   /** pino logger for access and error logs; false for none (default: the project logger, component "server"). */
   logger?: Logger | false;
+  /** Requests per second per principal, with a burst of two seconds' worth (default: no limit). */
+  rateLimit?: number;
+}
+
+/** A token bucket per principal: over the rate, RATE_LIMITED (429) until tokens come back. */
+class RateLimiter {
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+
+  constructor(private readonly perSecond: number) {}
+
+  take(who: string): void {
+    const now = Date.now();
+    const burst = this.perSecond * 2;
+    const b = this.buckets.get(who) ?? { tokens: burst, at: now };
+    b.tokens = Math.min(burst, b.tokens + ((now - b.at) / 1000) * this.perSecond);
+    b.at = now;
+    if (b.tokens < 1) {
+      this.buckets.set(who, b);
+      throw new NexusError('RATE_LIMITED', `Too many requests for ${who}: the limit is ${this.perSecond} per second`);
+    }
+    b.tokens -= 1;
+    this.buckets.set(who, b);
+    if (this.buckets.size > 100_000) this.buckets.clear();
+  }
 }
 
 export const API_PREFIX = '/api/v1';
@@ -225,8 +249,11 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
 
   await app.register(
     async (api) => {
+      const limiter = opts.rateLimit ? new RateLimiter(opts.rateLimit) : undefined;
       api.addHook('onRequest', async (req) => {
-        callers.set(req, await opts.authenticate(req));
+        const c = await opts.authenticate(req);
+        callers.set(req, c);
+        limiter?.take(c.ctx.principal ?? 'anonymous');
       });
       // JSON bodies are read by the parser, after authentication: ask for them now.
       // (The file-content route asks in its handler, once the upload is accepted.)
@@ -392,6 +419,36 @@ function routes(api: FastifyInstance, services: Services, callers: WeakMap<Fasti
     { schema: { body: body({ path: str }, ['path']) } },
     async (req) => local(req).snapshotRestore(req.body.path, req.params.id, cc(req)),
   );
+
+  // ---------------------------------------------------------------- access
+
+  const grantSchema = body(
+    { subject_type: str, subject_id: str, relation: str, object_type: str, object_id: str },
+    ['subject_type', 'subject_id', 'relation', 'object_type', 'object_id'],
+  );
+  api.post<B<GrantInput>>('/rebac', { schema: { body: grantSchema } }, async (req, reply) =>
+    reply.code(201).send(await local(req).rebacCreate(req.body, cc(req))),
+  );
+  api.get<Q<GrantFilter>>(
+    '/rebac',
+    { schema: { querystring: query({ subject_type: str, subject_id: str, relation: str, object_type: str, object_id: str }) } },
+    async (req) => ({ grants: await local(req).rebacList(req.query, cc(req)) }),
+  );
+  api.post<B<GrantInput>>('/rebac/delete', { schema: { body: grantSchema } }, async (req, reply) => {
+    await local(req).rebacDelete(req.body, cc(req));
+    return reply.code(204).send();
+  });
+  api.post<B<{ subject: string; admin?: boolean; expires_in?: string }>>(
+    '/keys',
+    { schema: { body: body({ subject: str, admin: { type: 'boolean' }, expires_in: str }, ['subject']) } },
+    async (req, reply) =>
+      reply.code(201).send(await local(req).keyCreate({ subject: req.body.subject, admin: req.body.admin, expiresIn: req.body.expires_in }, cc(req))),
+  );
+  api.get('/keys', { schema: { querystring: query({}) } }, async (req) => ({ keys: await local(req).keyList(cc(req)) }));
+  api.delete<P<{ id: string }>>('/keys/:id', async (req, reply) => {
+    await local(req).keyRevoke(req.params.id, cc(req));
+    return reply.code(204).send();
+  });
 
   // ---------------------------------------------------------------- sessions
 

@@ -3,23 +3,22 @@
  * socket in that directory (so the CLI and `connect({ dataDir })` on this
  * machine keep working while the server holds the directory).
  *
- * TEMPORARY: until API keys arrive, TCP callers are authenticated by local
- * trust, i.e. every client acts as the server's own user. To keep that from
- * being a remote hole, startServer only listens on loopback addresses.
- * Replace `localTrust()` below with API-key authentication and lift the
- * loopback restriction together.
+ * TCP callers authenticate with an API key (`Authorization: Bearer nx_...`)
+ * and are limited by their grants; the local socket (mode 0600) is local trust.
  */
-import { isIP } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { NexusError } from '../errors.js';
 import { openServices, type OpenedServices } from '../services/services.js';
 import { logger as projectLogger, type Logger } from '../util/logger.js';
 import { buildApp } from './app.js';
-import { localTrust, startLocalSocket, type LocalSocket } from './local-socket.js';
+import { localContext, startLocalSocket, type LocalSocket } from './local-socket.js';
+import { contextFor } from '../engine/credentials.js';
+import type { Services } from '../services/services.js';
+import type { Authenticate } from './app.js';
 
 export interface ServeOptions {
   dataDir: string;
-  /** Default 127.0.0.1. Loopback only until API keys exist. */
+  /** Default 127.0.0.1. */
   host?: string;
   /** Default 0: any free port (the chosen one is in `url`). */
   port?: number;
@@ -27,7 +26,20 @@ export interface ServeOptions {
   localSocket?: boolean;
   bodyLimit?: number;
   maxFileBytes?: number;
+  /** Requests per second per principal (burst = 2 seconds' worth); default unlimited. */
+  rateLimit?: number;
   logger?: Logger | false;
+}
+
+/** TCP callers: an API key, whose subject's grants limit everything it does. */
+export function apiKeyAuth(services: Services): Authenticate {
+  const base = localContext();
+  return (req) => {
+    const h = req.headers.authorization;
+    const key = typeof h === 'string' && /^Bearer\s+/i.test(h) ? h.replace(/^Bearer\s+/i, '').trim() : undefined;
+    const who = services.access.authenticate(key);
+    return { ctx: contextFor(base.cred, { principal: `${who.subjectType}:${who.subjectId}`, access: who, umask: 0o022 }) };
+  };
 }
 
 export interface RunningServer {
@@ -40,22 +52,10 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-function isLoopback(host: string): boolean {
-  if (host === 'localhost') return true;
-  if (isIP(host) === 4) return host.startsWith('127.');
-  if (isIP(host) === 6) return host === '::1';
-  return false;
-}
 
 export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const host = opts.host ?? '127.0.0.1';
   const port = opts.port ?? 0;
-  if (!isLoopback(host)) {
-    throw new NexusError(
-      'NOT_SUPPORTED',
-      `nexus serve listens on loopback only (127.0.0.1, ::1, localhost) until API keys are available; ${host} would give every client on the network this user's access`,
-    );
-  }
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new NexusError('INVALID_ARGUMENT', `Not a TCP port: ${port}`);
   const log = opts.logger === undefined ? projectLogger('server') : opts.logger;
 
@@ -65,7 +65,8 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   try {
     app = await buildApp({
       services: opened.services,
-      authenticate: localTrust(), // TEMPORARY: API keys replace this.
+      authenticate: apiKeyAuth(opened.services),
+      rateLimit: opts.rateLimit,
       bodyLimit: opts.bodyLimit,
       maxFileBytes: opts.maxFileBytes,
       logger: log,
