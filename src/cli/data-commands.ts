@@ -3,7 +3,7 @@
  * a data directory directly, through its mount daemon (socket) when one runs,
  * or against a server (--url / NEXUS_URL).
  */
-import type { Argv } from 'yargs';
+import type { Argv, CommandModule } from 'yargs';
 import { NexusError } from '../errors.js';
 import { defaultDataDir } from '../engine/data-dir.js';
 import { connect, type NexusClient } from '../sdk/index.js';
@@ -210,6 +210,56 @@ export function rebacCommands(y: Argv): Argv {
         out(a, { deleted: true }, () => process.stdout.write('deleted\n'));
       })))
     .demandCommand(1, 'Name a rebac command (see nexus rebac --help)');
+}
+
+/** `nexus fsck` and `nexus gc`, as yargs command modules. */
+export function maintenanceCommands(): CommandModule[] {
+  return [
+    {
+      command: 'fsck',
+      describe: 'Check blobs (exist, match their hash), the tree and snapshots; exit 3 on damage',
+      builder: (c: Argv) => clientOptions(c).option('repair', { type: 'boolean', default: false, describe: 'Fix counts; move what cannot be fixed to /lost+found' }),
+      handler: h<{ repair: boolean }>(async (a) => withClient(a, async (nx) => {
+        const stop = spinner('checking the store');
+        const r = await nx.admin.fsck({ repair: a.repair }).finally(stop);
+        out(a, r, () => {
+          process.stdout.write(`${r.referencedBlobs} referenced blobs, ${r.storedBlobs} stored, ${r.unreferenced} unreferenced (nexus gc reclaims them)\n`);
+          for (const id of r.missing) process.stdout.write(`missing blob ${id}\n`);
+          for (const id of r.corrupt) process.stdout.write(`corrupt blob ${id}\n`);
+          for (const p of r.problems) process.stdout.write(`${p.kind}: ${p.detail}\n`);
+          for (const x of r.repaired) process.stdout.write(`repaired: ${x}\n`);
+          process.stdout.write(r.ok ? 'store is consistent\n' : 'store is DAMAGED\n');
+        });
+        if (!r.ok) process.exitCode = 3;
+      })),
+    },
+    {
+      command: 'gc',
+      describe: 'Delete blobs no kept version references (safe while mounted or serving)',
+      builder: (c: Argv) => clientOptions(c)
+        .option('dry-run', { type: 'boolean', default: false, describe: 'Only report what would be freed' })
+        .option('keep-versions', { type: 'number', default: 10, describe: 'Newest versions kept per file' })
+        .option('keep-age', { type: 'string', default: '7d', describe: 'Versions and session history younger than this are kept' }),
+      handler: h<{ dryRun: boolean; keepVersions: number; keepAge: string }>(async (a) => withClient(a, async (nx) => {
+        const stop = spinner('collecting garbage');
+        const r = await nx.admin.gc({ dryRun: a.dryRun, keepVersions: a.keepVersions, keepAge: a.keepAge }).finally(stop);
+        out(a, r, () => process.stdout.write(
+          `${r.dry_run ? 'would free' : 'freed'} ${r.deleted_blobs} blobs (${r.freed_bytes} bytes); ` +
+          `${r.pruned_versions} old versions ${r.dry_run ? 'prunable' : 'pruned'}; ${r.referenced_blobs} blobs in use\n`));
+      })),
+    },
+  ];
+}
+
+/** A live "working..." line with elapsed seconds on a TTY; nothing otherwise. Returns stop(). */
+function spinner(label: string): () => void {
+  if (!process.stderr.isTTY) return () => {};
+  const t0 = Date.now();
+  const timer = setInterval(() => process.stderr.write(`\r${label}... ${((Date.now() - t0) / 1000).toFixed(0)}s`), 250);
+  return () => {
+    clearInterval(timer);
+    process.stderr.write('\r\x1b[K');
+  };
 }
 
 /** File commands: `nexus ls|cat|write|mkdir|rm|mv|stat`. */

@@ -3,12 +3,10 @@ import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { readFileSync } from 'node:fs';
 import { defaultDataDir, openDataDir, readLock } from '../engine/data-dir.js';
-import { fsck } from '../services/fsck.js';
 import { failAndExit, printJson, printTable } from './output.js';
-import { progress } from './progress.js';
 import { mountCommand, unmountCommand } from './mount-commands.js';
 import { readDaemonInfo } from '../fuse/daemon.js';
-import { fileCommands, keyCommands, rebacCommands, sessionCommands, workspaceCommands } from './data-commands.js';
+import { fileCommands, keyCommands, maintenanceCommands, rebacCommands, sessionCommands, workspaceCommands } from './data-commands.js';
 import { serveCommand, type ServeArgs } from './serve-command.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -56,25 +54,6 @@ async function status(a: Common): Promise<void> {
   }
 }
 
-async function runFsck(a: Common): Promise<void> {
-  const d = await openDataDir(a.dataDir, { role: 'nexus fsck' });
-  try {
-    const bar = progress('verifying blobs');
-    const r = await fsck(d.meta, d.blobs, bar.update);
-    bar.done();
-    if (a.json) printJson(r);
-    else {
-      process.stdout.write(`${r.referencedBlobs} referenced blobs, ${r.storedBlobs} stored, ${r.unreferenced} unreferenced\n`);
-      for (const id of r.missing) process.stdout.write(`missing blob ${id}\n`);
-      for (const id of r.corrupt) process.stdout.write(`corrupt blob ${id}\n`);
-      process.stdout.write(r.ok ? 'store is consistent\n' : 'store is DAMAGED\n');
-    }
-    if (!r.ok) process.exitCode = 3;
-  } finally {
-    await d.close();
-  }
-}
-
 export async function main(argv: string[]): Promise<void> {
   await fileCommands(yargs(argv))
     .scriptName('nexus')
@@ -100,7 +79,7 @@ export async function main(argv: string[]): Promise<void> {
     .command('key', 'API keys: create|list|revoke', (y) => keyCommands(y))
     .command('rebac', 'Access grants: create|list|delete', (y) => rebacCommands(y))
     .command('status', 'Show what a data directory holds and who serves it', (y) => common(y), (a) => status(a as unknown as Common))
-    .command('fsck', 'Check that every referenced blob exists and matches its hash', (y) => common(y), (a) => runFsck(a as unknown as Common))
+    .command(maintenanceCommands())
     .demandCommand(1, 'Name a command (see --help)')
     .strict()
     .version(pkg.version)

@@ -12,7 +12,7 @@ import {
   isDir, isLnk, isReg, type ChunkRef, type DirEntry, type Inode,
 } from '../meta/types.js';
 import { nowNs, type TimeNs } from '../util/time.js';
-import { KeyedMutex } from '../util/mutex.js';
+import { KeyedMutex, RwGate } from '../util/mutex.js';
 import { logger } from '../util/logger.js';
 import { ChunkReader } from './chunk-reader.js';
 import { DirtyFile, readCommitted, type StagingMeta } from './dirty-file.js';
@@ -114,6 +114,10 @@ export class Engine {
   private readonly dirty = new Map<number, Pending>();
   private journal!: Journal;
   private readonly locks = new KeyedMutex<number>();
+  /** Commits hold it shared; garbage collection's sweep holds it exclusive (see collectGarbage). */
+  readonly commitGate = new RwGate();
+  /** While a GC runs: every blob id a commit referenced since it started (its mark is older). */
+  private gcSeen: Set<BlobId> | undefined;
   /** Chunk lists of recent versions: versions never change, so this never goes stale. */
   private readonly versionCache = new Map<number, ChunkRef[]>();
   private readonly log = logger('engine');
@@ -861,7 +865,14 @@ export class Engine {
       if (opts.durable) await this.makeCurrentDurable(ino);
       return;
     }
+    // Shared with other commits, exclusive of a GC sweep: a blob this commit
+    // finds already stored (dedup) cannot vanish before the metadata names it.
+    await this.commitGate.runShared(() => this.commitContentLocked(ino, df, opts));
+  }
+
+  private async commitContentLocked(ino: number, df: Pending, opts: { durable: boolean }): Promise<void> {
     const { chunks, newIds } = await df.buildCommit(this.blobs);
+    if (this.gcSeen) for (const c of chunks) if (c.id) this.gcSeen.add(c.id);
     if (opts.durable) await this.blobs.sync(newIds);
     else if (newIds.length) this.unsynced = true;
     for (const id of newIds) this.reader.markVerified(id);
@@ -979,6 +990,25 @@ export class Engine {
       const node = await this.meta.getInode(ino);
       if (node) await this.maybeDrop(node);
     }
+  }
+
+  /** Garbage collection support: start recording blobs that commits reference. */
+  gcBegin(): void {
+    this.gcSeen = new Set();
+  }
+
+  /** Referenced by a commit since gcBegin (call under commitGate.runExclusive). */
+  gcProtected(id: BlobId): boolean {
+    return this.gcSeen?.has(id) ?? false;
+  }
+
+  gcEnd(): void {
+    this.gcSeen = undefined;
+  }
+
+  /** Forget cached state of a blob GC deleted. */
+  forgetBlob(id: BlobId): void {
+    this.reader.forget(id);
   }
 
   /** Diagnostic counters. */

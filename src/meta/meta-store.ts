@@ -11,6 +11,7 @@ import type {
 import type { TreeOps } from './sqlite-tree-ops.js';
 import type { Registry } from './sqlite-registry.js';
 import type { AccessStore } from './sqlite-access.js';
+import type { FsckOps } from './sqlite-fsck.js';
 
 export interface ReaddirPage {
   /** Return entries whose name sorts after this one (exclusive). */
@@ -25,6 +26,8 @@ export interface MetaStore {
   readonly registry: Registry;
   /** API keys and ReBAC grants. */
   readonly access: AccessStore;
+  /** Structural checks and repairs (nexus fsck). */
+  readonly fsck: FsckOps;
 
   close(): Promise<void>;
 
@@ -61,6 +64,7 @@ export interface MetaStore {
   removeXattr(ino: number, name: string, timeNs: TimeNs): Promise<void>;
 
   stats(): Promise<StoreStats>;
+  pruneVersions(opts: { keepPerInode: number; keepAgeNs: bigint; nowNs: bigint; dryRun: boolean }): Promise<number>;
   /** Every blob id referenced by any kept version (GC roots, fsck). */
   referencedBlobs(): Promise<Set<string>>;
 

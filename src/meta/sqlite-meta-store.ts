@@ -11,6 +11,7 @@ import { MIGRATIONS, SCHEMA_VERSION } from './schema.js';
 import { TreeOps } from './sqlite-tree-ops.js';
 import { Registry } from './sqlite-registry.js';
 import { AccessStore } from './sqlite-access.js';
+import { FsckOps } from './sqlite-fsck.js';
 import {
   ROOT_INO, S_IFDIR, isDir,
   type AttrPatch, type ChunkRef, type CommitContent, type DirEntry, type FileVersion, type Inode,
@@ -38,6 +39,8 @@ export class SqliteMetaStore implements MetaStore {
   readonly registry: Registry;
   /** API keys and grants. */
   readonly access: AccessStore;
+  /** Structural checks and repairs. */
+  readonly fsck: FsckOps;
 
   private constructor(db: Database.Database) {
     this.db = db;
@@ -45,6 +48,7 @@ export class SqliteMetaStore implements MetaStore {
     this.tree = new TreeOps(db);
     this.registry = new Registry(db);
     this.access = new AccessStore(db);
+    this.fsck = new FsckOps(db);
   }
 
   static open(path: string, opts: SqliteMetaOptions): SqliteMetaStore {
@@ -380,6 +384,26 @@ export class SqliteMetaStore implements MetaStore {
   async stats(): Promise<StoreStats> {
     const r = this.stmts.stats.get() as Row;
     return { inodes: Number(r.inodes), files: Number(r.files ?? 0n), directories: Number(r.dirs ?? 0n), logicalBytes: Number(r.bytes) };
+  }
+
+  /**
+   * Drop old content versions nothing needs: not a file's current content,
+   * not in any snapshot, not named by a session event younger than `keepAgeNs`
+   * (revert needs them), not among the newest `keepPerInode` of their file,
+   * and older than `keepAgeNs`. Returns how many went (or would go, dryRun).
+   */
+  async pruneVersions(opts: { keepPerInode: number; keepAgeNs: bigint; nowNs: bigint; dryRun: boolean }): Promise<number> {
+    const cutoff = opts.nowNs - opts.keepAgeNs;
+    const where = `
+      created < @cutoff
+      AND vid NOT IN (SELECT vid FROM inodes WHERE vid IS NOT NULL)
+      AND vid NOT IN (SELECT vid FROM snapshot_entries WHERE vid IS NOT NULL)
+      AND vid NOT IN (SELECT vid_before FROM events WHERE at >= @cutoff AND vid_before IS NOT NULL)
+      AND vid NOT IN (SELECT vid_after FROM events WHERE at >= @cutoff AND vid_after IS NOT NULL)
+      AND vid NOT IN (SELECT v2.vid FROM versions v2 WHERE v2.ino = versions.ino ORDER BY v2.vid DESC LIMIT @keep)`;
+    const params = { cutoff, keep: opts.keepPerInode };
+    if (opts.dryRun) return Number((this.db.prepare(`SELECT count(*) AS n FROM versions WHERE ${where}`).get(params) as Row).n);
+    return this.db.prepare(`DELETE FROM versions WHERE ${where}`).run(params).changes;
   }
 
   async referencedBlobs(): Promise<Set<string>> {

@@ -8,6 +8,8 @@ import type {
   Diff, FileInfo, RestoreReport, RevertReport, Session, SessionChanges, Snapshot, Workspace,
 } from '../services/records.js';
 import type { ApiKeyInfo, CreatedKey, Grant } from '../services/access.js';
+import type { FsckReport } from '../services/fsck.js';
+import type { GcOptions, GcReport } from '../services/gc.js';
 
 /** A ReBAC tuple: (subject_type, subject_id, relation, object_type, object_id). */
 export interface GrantInput {
@@ -66,6 +68,10 @@ export interface Api {
   keyCreate(opts: { subject: string; admin?: boolean; expiresIn?: string }, c: CallContext): Promise<CreatedKey>;
   keyList(c: CallContext): Promise<ApiKeyInfo[]>;
   keyRevoke(keyId: string, c: CallContext): Promise<void>;
+
+  // maintenance (admin keys, or local callers)
+  fsck(opts: { repair?: boolean }, c: CallContext): Promise<FsckReport>;
+  gc(opts: GcOptions, c: CallContext): Promise<GcReport>;
 
   close(): Promise<void>;
 }

@@ -10,6 +10,8 @@ import type {
 } from '../services/records.js';
 import type { Api, CallContext } from './api.js';
 import type { ApiKeyInfo, CreatedKey, Grant } from '../services/access.js';
+import type { FsckReport } from '../services/fsck.js';
+import type { GcOptions, GcReport } from '../services/gc.js';
 
 export interface WriteContext {
   /** Tag this operation with an agent session. */
@@ -38,6 +40,7 @@ export class NexusClient {
   readonly workspace: WorkspaceClient;
   readonly session: SessionClient;
   readonly keys: KeyClient;
+  readonly admin: AdminClient;
   /** The session of the enclosing nx.session.context(), if any. */
   readonly sessionScope = new AsyncLocalStorage<string>();
 
@@ -48,6 +51,7 @@ export class NexusClient {
     this.workspace = new WorkspaceClient(this);
     this.session = new SessionClient(this);
     this.keys = new KeyClient(this);
+    this.admin = new AdminClient(this);
   }
 
   /** The call context: an explicit context wins, then session.context(), then the connection's default. */
@@ -223,5 +227,18 @@ export class SessionClient {
     const s = await this.get(sessionId);
     if (s.ended_at !== null) throw typed(new NexusError('INVALID_ARGUMENT', `Session ${sessionId} has ended`));
     return this.nx.sessionScope.run(sessionId, () => fn({ ...s, id: s.session_id }));
+  }
+}
+
+/** Maintenance: consistency check and garbage collection (admin keys or local callers). */
+export class AdminClient {
+  constructor(private readonly nx: NexusClient) {}
+
+  fsck(opts: { repair?: boolean } = {}): Promise<FsckReport> {
+    return call(() => this.nx.api.fsck(opts, this.nx.ctx()));
+  }
+
+  gc(opts: GcOptions = {}): Promise<GcReport> {
+    return call(() => this.nx.api.gc(opts, this.nx.ctx()));
   }
 }

@@ -12,6 +12,8 @@ import type {
 } from '../services/records.js';
 import type { Api, CallContext, GrantFilter, GrantInput } from './api.js';
 import type { ApiKeyInfo, CreatedKey, Grant } from '../services/access.js';
+import type { FsckReport } from '../services/fsck.js';
+import type { GcOptions, GcReport } from '../services/gc.js';
 
 export type HttpApiOptions =
   | { baseUrl: string; apiKey?: string }
@@ -350,6 +352,13 @@ export class HttpApi implements Api {
   }
   async keyRevoke(keyId: string, c: CallContext): Promise<void> {
     return this.none({ method: 'DELETE', path: `/keys/${enc(keyId)}`, c });
+  }
+
+  async fsck(opts: { repair?: boolean }, c: CallContext): Promise<FsckReport> {
+    return this.json({ method: 'POST', path: '/admin/fsck', json: { repair: !!opts.repair }, c });
+  }
+  async gc(opts: GcOptions, c: CallContext): Promise<GcReport> {
+    return this.json({ method: 'POST', path: '/admin/gc', json: { ...opts }, c });
   }
 
   async close(): Promise<void> {

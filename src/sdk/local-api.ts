@@ -1,6 +1,8 @@
 /** Api over services in this process (embedded SDK, CLI without a daemon, the server's handlers). */
 import type { OpContext } from '../engine/credentials.js';
 import type { Services } from '../services/services.js';
+import { fsck } from '../services/fsck.js';
+import { collectGarbage, type GcOptions } from '../services/gc.js';
 import type { Api, CallContext, GrantFilter, GrantInput } from './api.js';
 import type { GrantTuple } from '../meta/sqlite-access.js';
 
@@ -125,6 +127,17 @@ export class LocalApi implements Api {
   async keyRevoke(keyId: string, c: CallContext) {
     this.services.access.requireAdmin(await this.ctx({ ...c, sessionId: null }), 'revoking API keys');
     return this.services.access.revokeKey(keyId);
+  }
+
+  async fsck(opts: { repair?: boolean }, c: CallContext) {
+    this.services.access.requireAdmin(await this.ctx({ ...c, sessionId: null }), 'fsck');
+    const e = this.services.engine;
+    return fsck(this.services.meta, e.blobs, undefined, { repair: opts.repair, engine: e });
+  }
+  async gc(opts: GcOptions, c: CallContext) {
+    this.services.access.requireAdmin(await this.ctx({ ...c, sessionId: null }), 'gc');
+    const e = this.services.engine;
+    return collectGarbage(e, this.services.meta, e.blobs, opts);
   }
 
   async close(): Promise<void> {

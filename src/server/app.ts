@@ -450,6 +450,17 @@ function routes(api: FastifyInstance, services: Services, callers: WeakMap<Fasti
     return reply.code(204).send();
   });
 
+  // ---------------------------------------------------------------- maintenance
+
+  api.post<B<{ repair?: boolean }>>('/admin/fsck', { schema: { body: body({ repair: { type: 'boolean' } }) } }, async (req) =>
+    local(req).fsck({ repair: req.body?.repair }, cc(req)),
+  );
+  api.post<B<{ dryRun?: boolean; keepVersions?: number; keepAge?: string }>>(
+    '/admin/gc',
+    { schema: { body: body({ dryRun: { type: 'boolean' }, keepVersions: { type: 'integer', minimum: 0 }, keepAge: str }) } },
+    async (req) => local(req).gc(req.body ?? {}, cc(req)),
+  );
+
   // ---------------------------------------------------------------- sessions
 
   api.post<B<{ agent_id: string; metadata?: Record<string, unknown> }>>(

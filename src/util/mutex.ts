@@ -32,3 +32,43 @@ export class KeyedMutex<K> {
     }
   }
 }
+
+/**
+ * Many shared holders or one exclusive holder; waiting exclusive requests
+ * block new shared ones, so the exclusive side is not starved.
+ */
+export class RwGate {
+  private shared = 0;
+  private exclusive = false;
+  private waitingExclusive = 0;
+  private readonly waiters: (() => void)[] = [];
+
+  private wake(): void {
+    const w = this.waiters.splice(0);
+    for (const f of w) f();
+  }
+
+  async runShared<T>(fn: () => Promise<T>): Promise<T> {
+    while (this.exclusive || this.waitingExclusive > 0) await new Promise<void>((r) => this.waiters.push(r));
+    this.shared++;
+    try {
+      return await fn();
+    } finally {
+      this.shared--;
+      this.wake();
+    }
+  }
+
+  async runExclusive<T>(fn: () => Promise<T>): Promise<T> {
+    this.waitingExclusive++;
+    while (this.exclusive || this.shared > 0) await new Promise<void>((r) => this.waiters.push(r));
+    this.waitingExclusive--;
+    this.exclusive = true;
+    try {
+      return await fn();
+    } finally {
+      this.exclusive = false;
+      this.wake();
+    }
+  }
+}
