@@ -63,7 +63,8 @@ export async function main(argv: string[]): Promise<void> {
         .positional('dir', { type: 'string', demandOption: true, describe: 'Mount point (an empty directory)' })
         .option('foreground', { type: 'boolean', default: false, describe: 'Stay in the foreground; Ctrl-C unmounts' })
         .option('nonempty', { type: 'boolean', default: false, describe: 'Allow mounting over a non-empty directory' })
-        .option('allow-other', { type: 'boolean', describe: 'Let other users use the mount (default: when run as root)' }),
+        .option('allow-other', { type: 'boolean', describe: 'Let other users use the mount (default: when run as root)' })
+        .option('api-key', { type: 'string', describe: 'Act as this API key: its grants limit the mount (EACCES elsewhere)' }),
       (a) => mountCommand(a as unknown as Parameters<typeof mountCommand>[0]))
     .command('unmount <dir>', 'Commit pending writes and unmount <dir>', (y) =>
       y.positional('dir', { type: 'string', demandOption: true }),

@@ -14,6 +14,7 @@ export interface MountArgs {
   foreground: boolean;
   nonempty: boolean;
   allowOther?: boolean;
+  apiKey?: string;
 }
 
 type ParentMessage = { type: 'ready'; mountpoint: string } | { type: 'error'; message: string; code: string };
@@ -30,8 +31,10 @@ export async function mountCommand(a: MountArgs): Promise<void> {
   const args = [bin, 'mount', mountpoint, '--foreground', '--data-dir', dataDir];
   if (a.nonempty) args.push('--nonempty');
   if (a.allowOther !== undefined) args.push(a.allowOther ? '--allow-other' : '--no-allow-other');
+  // The key travels in the environment, not argv (argv is world-readable in /proc).
+  const env = a.apiKey ? { ...process.env, NEXUS_MOUNT_API_KEY: a.apiKey } : process.env;
   // cwd '/': the daemon must never hold its own mount busy, nor sit inside it.
-  const child = spawn(process.execPath, args, { cwd: '/', detached: true, stdio: ['ignore', logFd, logFd, 'ipc'] });
+  const child = spawn(process.execPath, args, { cwd: '/', detached: true, env, stdio: ['ignore', logFd, logFd, 'ipc'] });
   closeSync(logFd);
   const msg = await new Promise<ParentMessage>((res) => {
     child.once('message', (m) => res(m as ParentMessage));
@@ -47,7 +50,9 @@ async function runForeground(a: MountArgs): Promise<void> {
   configureLogger({ destination: process.send ? 1 : 2 });
   let running;
   try {
-    running = await startMount({ mountpoint: a.dir, dataDir: a.dataDir, nonempty: a.nonempty, allowOther: a.allowOther });
+    const apiKey = a.apiKey ?? process.env.NEXUS_MOUNT_API_KEY;
+    delete process.env.NEXUS_MOUNT_API_KEY;
+    running = await startMount({ mountpoint: a.dir, dataDir: a.dataDir, nonempty: a.nonempty, allowOther: a.allowOther, apiKey });
   } catch (e) {
     if (process.send) {
       const err = e instanceof NexusError ? e : new NexusError('INTERNAL', (e as Error).message);

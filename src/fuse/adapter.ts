@@ -14,6 +14,8 @@ import { logger } from '../util/logger.js';
 import { callerContext } from './caller.js';
 import { CONTROL_ROOT, ControlFiles, type ControlCaller } from './control-files.js';
 import type { SessionResolver } from './session-resolver.js';
+import type { AccessIdentity } from '../engine/credentials.js';
+import type { Relation } from '../services/access.js';
 
 type Cb = (...args: any[]) => void;
 const log = logger('fuse');
@@ -84,25 +86,43 @@ class DirCursors {
   }
 }
 
-export function buildOps(services: Services, control: ControlFiles, sessions: SessionResolver): Record<string, Cb> {
+export function buildOps(services: Services, control: ControlFiles, sessions: SessionResolver, identity?: AccessIdentity): Record<string, Cb> {
   const engine = services.engine;
   const cursors = new DirCursors();
   /**
    * Who is calling, and which agent session their writes belong to.
    * Fuse.context() is only valid before a handler's first await.
    */
+  /** A mount with --api-key acts as that key's subject: its grants limit every operation. */
+  const asPrincipal = (o: OpContext): OpContext => {
+    if (identity) {
+      o.access = identity;
+      o.principal = `${identity.subjectType}:${identity.subjectId}`;
+    }
+    return o;
+  };
   const caller = (): ControlCaller => {
     const c = Fuse.context();
-    return { ctx: callerContext(c), tid: c.pid };
+    return { ctx: asPrincipal(callerContext(c)), tid: c.pid };
   };
   const ctx = (): OpContext => caller().ctx;
   /** For operations that change the tree: the caller, tagged with its agent session (a /proc walk). */
   const writer = (): OpContext => {
     const c = Fuse.context();
-    const w = callerContext(c);
+    const w = asPrincipal(callerContext(c));
     w.sessionId = sessions.resolve(c.pid);
     return w;
   };
+  /**
+   * The grant check (EACCES without one). The kernel resolved symlinks and
+   * `..` before the path reached us, so the path is where the data really is.
+   */
+  const need = (path: string, relation: Relation, o: OpContext): OpContext => {
+    if (identity) services.access.require(o, path, relation);
+    return o;
+  };
+  /** Listings show what the principal may see (grants, and the directories leading to them). */
+  const visible = (path: string, o: OpContext): boolean => !identity || services.access.canSee(o, path);
   const isControl = ControlFiles.owns;
   const ownsHandle = ControlFiles.ownsHandle;
 
@@ -131,7 +151,12 @@ export function buildOps(services: Services, control: ControlFiles, sessions: Se
     init: (cb) => cb(0),
 
     getattr: (path, cb) =>
-      reply('getattr', path, cb, async () => [toFuseStat(isControl(path) ? await control.getattr(path, caller()) : await engine.getattr(path, ctx()))]),
+      reply('getattr', path, cb, async () => {
+        if (isControl(path)) return [toFuseStat(await control.getattr(path, caller()))];
+        const c = ctx();
+        if (!visible(path, c)) need(path, 'viewer', c);
+        return [toFuseStat(await engine.getattr(path, c))];
+      }),
 
     fgetattr: (path, fd, cb) =>
       reply('fgetattr', path, cb, async () => [toFuseStat(ownsHandle(fd) || isControl(path) ? await control.getattr(path, caller()) : await engine.fgetattr(fd))]),
@@ -142,7 +167,10 @@ export function buildOps(services: Services, control: ControlFiles, sessions: Se
           await control.getattr(path, caller());
           return [];
         }
-        await engine.access(path, mode, ctx());
+        const c = ctx();
+        if (!visible(path, c)) need(path, 'viewer', c);
+        if (mode & 2) need(path, 'editor', c);
+        await engine.access(path, mode, c);
         return [];
       }),
 
@@ -164,6 +192,7 @@ export function buildOps(services: Services, control: ControlFiles, sessions: Se
         // Fuse.context() is only valid before the first await: take the caller now.
         const who = caller();
         const c = who.ctx;
+        if (!visible(path, c)) need(path, 'viewer', c);
         const names: string[] = [];
         const stats: ReturnType<typeof toFuseStat>[] = [];
         const offsets: number[] = [];
@@ -183,6 +212,7 @@ export function buildOps(services: Services, control: ControlFiles, sessions: Se
         }
         const page = await engine.readdir(path, c, { after, limit: READDIR_PAGE });
         for (const e of page) {
+          if (identity && !visible(`${path === '/' ? '' : path}/${e.name}`, c)) continue;
           names.push(e.name);
           stats.push(toFuseStat(e.stat));
           offsets.push(cursors.offsetFor(path, e.name));
@@ -196,7 +226,8 @@ export function buildOps(services: Services, control: ControlFiles, sessions: Se
           const o = await control.open(path, flags, caller());
           return [o.fh, { directIo: o.directIo }];
         }
-        return [await engine.open(path, flags, (flags & 3) !== 0 || (flags & fsc.O_TRUNC) !== 0 ? writer() : ctx())];
+        const writing = (flags & 3) !== 0 || (flags & fsc.O_TRUNC) !== 0;
+        return [await engine.open(path, flags, need(path, writing ? 'editor' : 'viewer', writing ? writer() : ctx()))];
       }),
 
     // The patched binding passes the open flags to create (stock passes none).
@@ -207,7 +238,7 @@ export function buildOps(services: Services, control: ControlFiles, sessions: Se
           const o = await control.open(path, flags, caller());
           return [o.fh, { directIo: o.directIo }];
         }
-        return [(await engine.create(path, (typeof flags === 'number' ? flags : fsc.O_RDWR) | fsc.O_CREAT, mode, writer())).fh];
+        return [(await engine.create(path, (typeof flags === 'number' ? flags : fsc.O_RDWR) | fsc.O_CREAT, mode, need(path, 'editor', writer()))).fh];
       });
     },
 
@@ -249,7 +280,11 @@ export function buildOps(services: Services, control: ControlFiles, sessions: Se
     opendir: (path, _flags, cb) =>
       reply('opendir', path, cb, async () => {
         if (isControl(path)) await control.readdir(path, caller());
-        else await engine.readdir(path, ctx(), { limit: 0 });
+        else {
+          const c = ctx();
+          if (!visible(path, c)) need(path, 'viewer', c);
+          await engine.readdir(path, c, { limit: 0 });
+        }
         return [0];
       }),
 
@@ -258,7 +293,7 @@ export function buildOps(services: Services, control: ControlFiles, sessions: Se
     truncate: (path, size, cb) =>
       reply('truncate', path, cb, async () => {
         if (isControl(path)) control.truncate(path);
-        else await engine.truncate(path, size, writer());
+        else await engine.truncate(path, size, need(path, 'editor', writer()));
         return [];
       }),
 
@@ -272,7 +307,7 @@ export function buildOps(services: Services, control: ControlFiles, sessions: Se
     utimens: (path, atime, mtime, cb) =>
       reply('utimens', path, cb, async () => {
         if (isControl(path)) control.refuse(path);
-        const c = ctx();
+        const c = need(path, 'editor', ctx());
         let a = times(atime);
         let m = times(mtime);
         // The patched binding resolves UTIME_NOW to a timestamp, so "touch to
@@ -294,7 +329,7 @@ export function buildOps(services: Services, control: ControlFiles, sessions: Se
     chmod: (path, mode, cb) =>
       reply('chmod', path, cb, async () => {
         if (isControl(path)) control.refuse(path);
-        await engine.chmod(path, mode, ctx());
+        await engine.chmod(path, mode, need(path, 'editor', ctx()));
         return [];
       }),
 
@@ -302,14 +337,14 @@ export function buildOps(services: Services, control: ControlFiles, sessions: Se
       reply('chown', path, cb, async () => {
         if (isControl(path)) control.refuse(path);
         // libfuse passes (uid_t)-1 for "unchanged" as an unsigned 32-bit value.
-        await engine.chown(path, uid === 0xffffffff ? -1 : uid, gid === 0xffffffff ? -1 : gid, ctx());
+        await engine.chown(path, uid === 0xffffffff ? -1 : uid, gid === 0xffffffff ? -1 : gid, need(path, 'editor', ctx()));
         return [];
       }),
 
     mknod: (path, mode, dev, cb) =>
       reply('mknod', path, cb, async () => {
         if (isControl(path)) control.refuse(path);
-        await engine.mknod(path, mode, dev, writer());
+        await engine.mknod(path, mode, dev, need(path, 'editor', writer()));
         return [];
       }),
 
@@ -317,35 +352,35 @@ export function buildOps(services: Services, control: ControlFiles, sessions: Se
       reply('mkdir', path, cb, async () => {
         if (path === CONTROL_ROOT) throw new NexusError('ALREADY_EXISTS', `${path} is reserved`);
         if (isControl(path)) control.refuse(path);
-        await engine.mkdir(path, mode, writer());
+        await engine.mkdir(path, mode, need(path, 'editor', writer()));
         return [];
       }),
 
     unlink: (path, cb) =>
       reply('unlink', path, cb, async () => {
         if (isControl(path)) control.refuse(path);
-        await engine.unlink(path, writer());
+        await engine.unlink(path, need(path, 'editor', writer()));
         return [];
       }),
 
     rmdir: (path, cb) =>
       reply('rmdir', path, cb, async () => {
         if (isControl(path)) control.refuse(path);
-        await engine.rmdir(path, writer());
+        await engine.rmdir(path, need(path, 'editor', writer()));
         return [];
       }),
 
     rename: (src, dest, cb) =>
       reply('rename', src, cb, async () => {
         if (isControl(src) || isControl(dest)) control.refuse(isControl(src) ? src : dest);
-        await engine.rename(src, dest, writer());
+        await engine.rename(src, dest, need(dest, 'editor', need(src, 'editor', writer())));
         return [];
       }),
 
     link: (src, dest, cb) =>
       reply('link', dest, cb, async () => {
         if (isControl(src) || isControl(dest)) control.refuse(dest);
-        await engine.link(src, dest, writer());
+        await engine.link(src, dest, need(dest, 'editor', need(src, 'editor', writer())));
         return [];
       }),
 
@@ -353,34 +388,34 @@ export function buildOps(services: Services, control: ControlFiles, sessions: Se
     symlink: (target, path, cb) =>
       reply('symlink', path, cb, async () => {
         if (isControl(path)) control.refuse(path);
-        await engine.symlink(target, path, writer());
+        await engine.symlink(target, path, need(path, 'editor', writer()));
         return [];
       }),
 
     readlink: (path, cb) =>
-      reply('readlink', path, cb, async () => [isControl(path) ? await control.readlink(path) : await engine.readlink(path, ctx())]),
+      reply('readlink', path, cb, async () => [isControl(path) ? await control.readlink(path, caller()) : await engine.readlink(path, need(path, 'viewer', ctx()))]),
 
     setxattr: (path, name, value: Buffer, _position, flags, cb) =>
       reply('setxattr', path, cb, async () => {
         if (isControl(path)) control.refuse(path);
         const mode = flags & XATTR_CREATE ? 'create' : flags & XATTR_REPLACE ? 'replace' : 'any';
-        await engine.setxattr(path, name, Buffer.from(value), mode, ctx());
+        await engine.setxattr(path, name, Buffer.from(value), mode, need(path, 'editor', ctx()));
         return [];
       }),
 
     getxattr: (path, name, _position, cb) =>
       reply('getxattr', path, cb, async () => {
         if (isControl(path)) throw new NexusError('NO_ATTRIBUTE');
-        return [await engine.getxattr(path, name, ctx())];
+        return [await engine.getxattr(path, name, need(path, 'viewer', ctx()))];
       }),
 
     listxattr: (path, cb) =>
-      reply('listxattr', path, cb, async () => [isControl(path) ? [] : await engine.listxattr(path, ctx())]),
+      reply('listxattr', path, cb, async () => [isControl(path) ? [] : await engine.listxattr(path, need(path, 'viewer', ctx()))]),
 
     removexattr: (path, name, cb) =>
       reply('removexattr', path, cb, async () => {
         if (isControl(path)) control.refuse(path);
-        await engine.removexattr(path, name, ctx());
+        await engine.removexattr(path, name, need(path, 'editor', ctx()));
         return [];
       }),
   };

@@ -131,9 +131,11 @@ export class ControlFiles {
     };
   }
 
-  private async snapEntry(snapshotId: string, rel: string): Promise<TreeEntry> {
+  private async snapEntry(snapshotId: string, rel: string, ctx: OpContext): Promise<TreeEntry> {
     const snap = await this.services.meta.tree.getSnapshot(snapshotId);
     if (!snap) throw new NexusError('NOT_FOUND', `No such snapshot: ${snapshotId}`);
+    // A snapshot's content is as private as the tree it froze.
+    this.services.access.require(ctx, snap.path, 'viewer');
     const e = await this.services.meta.tree.snapshotEntry(snapshotId, rel);
     if (!e) throw new NexusError('NOT_FOUND', `No such file in snapshot ${snapshotId}: ${rel}`);
     return e;
@@ -156,7 +158,7 @@ export class ControlFiles {
 
   async getattr(path: string, caller: ControlCaller): Promise<Stat> {
     const p = this.parse(path);
-    if (p.kind === 'snap') return this.snapStat(p.snapshotId, await this.snapEntry(p.snapshotId, p.rel));
+    if (p.kind === 'snap') return this.snapStat(p.snapshotId, await this.snapEntry(p.snapshotId, p.rel, caller.ctx));
     const ino = CONTROL_INO_BASE + Object.values(FILES).indexOf(p.node);
     switch (p.node) {
       case 'root':
@@ -179,7 +181,7 @@ export class ControlFiles {
     const names = ['.', '..'];
     const stats = [self, self];
     if (p.kind === 'snap') {
-      const dir = await this.snapEntry(p.snapshotId, p.rel);
+      const dir = await this.snapEntry(p.snapshotId, p.rel, caller.ctx);
       if (!isDir(dir.mode)) throw new NexusError('NOT_A_DIRECTORY', `Not a directory: ${path}`);
       for (const e of await this.services.meta.tree.snapshotChildren(p.snapshotId, p.rel)) {
         names.push(e.relPath.slice(e.relPath.lastIndexOf('/') + 1));
@@ -201,10 +203,10 @@ export class ControlFiles {
     return { names, stats };
   }
 
-  async readlink(path: string): Promise<string> {
+  async readlink(path: string, caller: ControlCaller): Promise<string> {
     const p = this.parse(path);
     if (p.kind !== 'snap') throw new NexusError('INVALID_ARGUMENT', 'Not a symbolic link');
-    const e = await this.snapEntry(p.snapshotId, p.rel);
+    const e = await this.snapEntry(p.snapshotId, p.rel, caller.ctx);
     if ((e.mode & S_IFMT) !== S_IFLNK) throw new NexusError('INVALID_ARGUMENT', 'Not a symbolic link');
     return e.target ?? '';
   }
@@ -235,7 +237,7 @@ export class ControlFiles {
     let h: Handle;
     if (p.kind === 'snap') {
       if (writing) throw new NexusError('READ_ONLY', 'Snapshots are read-only');
-      const e = await this.snapEntry(p.snapshotId, p.rel);
+      const e = await this.snapEntry(p.snapshotId, p.rel, caller.ctx);
       if (isDir(e.mode)) throw new NexusError('IS_A_DIRECTORY', `Is a directory: ${path}`);
       h = { node: 'snapfile', data: Buffer.alloc(0), cursor: 0, entry: { snapshotId: p.snapshotId, entry: e }, wrote: false };
     } else {

@@ -15,6 +15,7 @@ import { buildOps } from './adapter.js';
 import { ControlFiles } from './control-files.js';
 import { SessionResolver } from './session-resolver.js';
 import { Services } from '../services/services.js';
+import type { AccessIdentity } from '../engine/credentials.js';
 import { startLocalSocket } from '../server/local-socket.js';
 import {
   NEXUS_FSNAME_PREFIX, dataDirOfMount, fusermountUnmount, isNexusMount, mountAt, waitUntil,
@@ -26,6 +27,8 @@ export interface MountOptions {
   dataDir: string;
   nonempty?: boolean;
   allowOther?: boolean;
+  /** Act as this API key's subject: its grants limit everything done through the mount. */
+  apiKey?: string;
 }
 
 export interface DaemonInfo {
@@ -94,7 +97,16 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
   const sessions = new SessionResolver((id) => data.meta.registry.sessionActive(id));
   const control = new ControlFiles(services, sessions, mp);
   const isRoot = process.getuid?.() === 0;
-  const fuse = new Fuse(mp, buildOps(services, control, sessions), {
+  let identity: AccessIdentity | undefined;
+  if (opts.apiKey) {
+    try {
+      identity = services.access.authenticate(opts.apiKey);
+    } catch (e) {
+      await data.close();
+      throw e;
+    }
+  }
+  const fuse = new Fuse(mp, buildOps(services, control, sessions, identity), {
     fsname: `${NEXUS_FSNAME_PREFIX}${dataDir}`,
     // Other users reach the mount (files they create are theirs); the kernel
     // applies mode checks first (default_permissions), the engine again.
