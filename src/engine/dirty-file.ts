@@ -15,6 +15,7 @@ import { promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sha256 } from '../blobs/hash.js';
+import { webcrypto } from 'node:crypto';
 import { NexusError } from '../errors.js';
 import type { BlobId, BlobStore } from '../blobs/blob-store.js';
 import type { ChunkRef } from '../meta/types.js';
@@ -43,6 +44,23 @@ export interface StagingMeta {
 interface Staged {
   path: string;
   len: number;
+  /** Hash of the chunk as it is now, started in the background once a sequential write filled it. */
+  hashing?: Promise<HashedChunk>;
+}
+
+interface HashedChunk {
+  /** null: all zeros, stored as a hole. */
+  id: BlobId | null;
+  len: number;
+}
+
+/** Background hashes in flight per file: bounded, so a fast writer cannot pile up chunk buffers. */
+const MAX_BACKGROUND_HASHES = 4;
+const ZERO_CHUNK_ID = sha256(Buffer.alloc(CHUNK_SIZE));
+
+/** SHA-256 off the JavaScript thread (WebCrypto runs in libuv's pool), so hashing overlaps writes and uses both cores. */
+async function sha256Async(data: Uint8Array): Promise<BlobId> {
+  return Buffer.from(await webcrypto.subtle.digest('SHA-256', data)).toString('hex');
 }
 
 /**
@@ -84,6 +102,7 @@ export class DirtyFile {
   lastWriter: OpContext | null = null;
   private readonly staged = new Map<number, Staged>();
   private readonly fds = new Map<number, FileHandle>();
+  private backgroundHashes = 0;
   private metaWritten = false;
 
   constructor(
@@ -170,10 +189,18 @@ export class DirtyFile {
       const n = Math.min(data.length - done, cs + CHUNK_SIZE - pos);
       await this.ensureStaged(k, pos - cs, pos - cs + n);
       const fd = await this.fd(k);
-      await fd.write(data, done, n, pos - cs);
       const st = this.staged.get(k)!;
+      st.hashing = undefined; // the chunk changes: any earlier hash is stale
+      await fd.write(data, done, n, pos - cs);
       st.len = Math.max(st.len, pos - cs + n);
       done += n;
+      // A sequential writer just filled this chunk: hash it now, while it writes the next.
+      if (pos - cs + n === CHUNK_SIZE && st.len === CHUNK_SIZE && this.backgroundHashes < MAX_BACKGROUND_HASHES) {
+        this.backgroundHashes++;
+        const job = this.hashStaged(k, st);
+        st.hashing = job;
+        job.catch(() => {}).finally(() => this.backgroundHashes--);
+      }
     }
     this.size = Math.max(this.size, offset + data.length);
     this.modified = true;
@@ -192,6 +219,7 @@ export class DirtyFile {
           await this.ensureStaged(lastKept, 0, 0);
           const st = this.staged.get(lastKept)!;
           if (st.len > n - cs) {
+            st.hashing = undefined;
             await (await this.fd(lastKept)).truncate(n - cs);
             st.len = n - cs;
           }
@@ -209,23 +237,30 @@ export class DirtyFile {
    * staging files are linked into the blob store as they are.
    */
   async buildCommit(blobs: BlobStore): Promise<{ chunks: ChunkRef[]; newIds: BlobId[] }> {
+    const count = Math.ceil(this.size / CHUNK_SIZE);
+    // Hash every staged chunk (reusing background hashes), a few at a time, off the JS thread.
+    const hashes = new Map<number, HashedChunk>();
+    const todo = [...this.staged.entries()].filter(([k]) => k < count);
+    for (let i = 0; i < todo.length; i += MAX_BACKGROUND_HASHES) {
+      const batch = todo.slice(i, i + MAX_BACKGROUND_HASHES);
+      const results = await Promise.all(batch.map(([k, st]) => st.hashing ?? this.hashStaged(k, st)));
+      batch.forEach(([k], j) => hashes.set(k, results[j]!));
+    }
     const chunks: ChunkRef[] = [];
     const newIds: BlobId[] = [];
-    const count = Math.ceil(this.size / CHUNK_SIZE);
     for (let k = 0; k < count; k++) {
       const st = this.staged.get(k);
       if (st) {
-        const data = await this.readStaged(k, st);
         await this.closeFd(k);
-        if (data.length === 0 || data.equals(ZEROS.subarray(0, data.length))) {
+        const h = hashes.get(k)!;
+        if (h.id === null) {
           chunks.push({ id: null, len: 0 });
           continue;
         }
-        const id = sha256(data);
-        await blobs.adoptFile(st.path, id);
-        this.reader.markVerified(id);
-        chunks.push({ id, len: data.length });
-        newIds.push(id);
+        await blobs.adoptFile(st.path, h.id);
+        this.reader.markVerified(h.id);
+        chunks.push({ id: h.id, len: h.len });
+        newIds.push(h.id);
       } else if (k * CHUNK_SIZE < this.baseLimit && this.baseChunks[k]) {
         chunks.push(this.baseChunks[k]!);
       } else {
@@ -233,6 +268,15 @@ export class DirtyFile {
       }
     }
     return { chunks, newIds };
+  }
+
+  private async hashStaged(k: number, st: Staged): Promise<HashedChunk> {
+    const data = await this.readStaged(k, st);
+    if (data.length === 0) return { id: null, len: 0 };
+    const id = await sha256Async(data);
+    // All zeros: a hole, no blob (sparse files take no space).
+    if (id === ZERO_CHUNK_ID || (data.length < CHUNK_SIZE && data.equals(ZEROS.subarray(0, data.length)))) return { id: null, len: 0 };
+    return { id, len: data.length };
   }
 
   private async readStaged(k: number, st: Staged): Promise<Buffer> {
