@@ -126,6 +126,24 @@ export function buildOps(services: Services, control: ControlFiles, sessions: Se
   const isControl = ControlFiles.owns;
   const ownsHandle = ControlFiles.ownsHandle;
 
+  /**
+   * Call fuse-native's callback; if it throws (a reply it cannot encode),
+   * answer EIO instead: a bad reply must never become an unhandled rejection
+   * that kills the daemon.
+   */
+  function answer(op: string, path: string, cb: Cb, args: unknown[]): void {
+    try {
+      cb(...args);
+    } catch (e) {
+      log.error({ err: e, op, path }, 'BUG: reply could not be sent');
+      try {
+        cb(-osc.errno.EIO);
+      } catch {
+        // nothing more to do: libfuse times the request out
+      }
+    }
+  }
+
   /** Run an op and reply `cb(0, ...values)` or `cb(-errno)`. */
   function reply<T extends unknown[]>(op: string, path: string, cb: Cb, fn: () => Promise<T> | T): void {
     if (profile) cb = profile.wrap(op, cb);
@@ -133,16 +151,16 @@ export function buildOps(services: Services, control: ControlFiles, sessions: Se
     try {
       p = Promise.resolve(fn());
     } catch (e) {
-      cb(toErrno(e, op, path));
+      answer(op, path, cb, [toErrno(e, op, path)]);
       return;
     }
-    p.then((vals) => cb(0, ...vals), (e) => cb(toErrno(e, op, path)));
+    p.then((vals) => answer(op, path, cb, [0, ...vals]), (e) => answer(op, path, cb, [toErrno(e, op, path)]));
   }
 
   /** read/write reply with a byte count (or a negative errno) as the first argument. */
   function replyCount(op: string, path: string, cb: Cb, fn: () => Promise<number>): void {
     if (profile) cb = profile.wrap(op, cb);
-    fn().then((n) => cb(n), (e) => cb(toErrno(e, op, path)));
+    fn().then((n) => answer(op, path, cb, [n]), (e) => answer(op, path, cb, [toErrno(e, op, path)]));
   }
 
   const times = (t: bigint | null | undefined): TimeSpec => (t === null || t === undefined ? 'omit' : t);

@@ -53,15 +53,16 @@ function loadFuse(): typeof import('fuse-native') {
 }
 
 /** Checks that give the one-line errors `nexus mount` promises. Cleans a stale mount left by a killed daemon. */
-export async function preflight(opts: MountOptions): Promise<void> {
+export async function preflight(opts: MountOptions): Promise<{ cleanedStale: boolean }> {
   const mp = resolve(opts.mountpoint);
   if (!existsSync('/dev/fuse')) throw new NexusError('NOT_SUPPORTED', '/dev/fuse is missing: load the fuse kernel module (modprobe fuse) or give the container --device /dev/fuse');
+  let cleanedStale = false;
   const existing = mountAt(mp);
   if (existing) {
     const owner = isNexusMount(existing) ? await readLock(dataDirOfMount(existing)) : undefined;
     if (isNexusMount(existing) && !owner) {
       await fusermountUnmount(mp, true); // stale: its daemon died
-      logger('daemon').warn({ mountpoint: mp }, 'cleaned a stale mount left by a dead daemon');
+      cleanedStale = true;
     } else {
       throw new NexusError('BUSY', `${mp} is already mounted${owner ? ` (nexus pid ${owner.pid})` : ` (${existing.fstype})`}`);
     }
@@ -76,6 +77,7 @@ export async function preflight(opts: MountOptions): Promise<void> {
   }
   if (!st.isDirectory()) throw new NexusError('NOT_A_DIRECTORY', `Mount point ${mp} is not a directory`);
   if (!opts.nonempty && readdirSync(mp).length > 0) throw new NexusError('NOT_EMPTY', `Mount point ${mp} is not empty (use --nonempty to mount over it)`);
+  return { cleanedStale };
 }
 
 export interface RunningMount {
@@ -90,7 +92,8 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
   const log = logger('daemon');
   const mp = resolve(opts.mountpoint);
   const dataDir = resolve(opts.dataDir);
-  await preflight({ ...opts, mountpoint: mp });
+  const { cleanedStale } = await preflight({ ...opts, mountpoint: mp });
+  if (cleanedStale) log.warn({ mountpoint: mp }, 'cleaned a stale mount left by a dead daemon');
   const Fuse = loadFuse();
   const data = await openDataDir(dataDir, { role: `nexus mount ${mp}` });
   const services = new Services(data.engine, data.meta);
