@@ -6,9 +6,13 @@
 // third one (mnt-direct, mounted like the Nexus daemon: auto_cache, attr and
 // entry timeout 0) whose open/create/opendir answer per-open flags
 // (cb(0, fh, { directIo, keepCache, nonSeekable })): generated files of size 0
-// and a command/result control file. This process (never the daemon itself:
-// that deadlocks) drives them with real syscalls and prints one
-// PASS/FAIL/INFO line per behaviour.
+// and a command/result control file, and a fourth one (mnt-hard, mounted
+// like the Nexus daemon plus hardRemove and nullPathOk) that passes through to
+// a backing directory and serves open files by their handle (a descriptor of
+// the backing file): files unlinked while open, xattrs (in memory) and
+// handlers that throw. This process (never the daemon itself: that
+// deadlocks) drives them with real syscalls and prints one PASS/FAIL/INFO
+// line per behaviour.
 //
 //   node scripts/fuse-smoke.mjs                  run the checks (exit 1 on any FAIL)
 //   node scripts/fuse-smoke.mjs --no-utime-omit  mount without flag_utime_omit_ok, to
@@ -16,7 +20,7 @@
 //   node scripts/fuse-smoke.mjs --module DIR     use another fuse-native checkout
 //
 // Exit codes: 0 all passed, 1 a check failed, 77 skipped (no /dev/fuse or not root).
-// All three mounts are unmounted in `finally` and /proc/mounts is checked at the end.
+// All four mounts are unmounted in `finally` and /proc/mounts is checked at the end.
 
 import { fork, spawnSync, execFileSync } from 'node:child_process'
 import { createRequire } from 'node:module'
@@ -103,9 +107,14 @@ async function parent (moduleDir, opts) {
   const mnt3 = path.join(tmp, 'mnt-direct') // third mount: per-open flags (directIo, keepCache, nonSeekable), mounted like the Nexus daemon
   fs.mkdirSync(mnt3)
   const d3 = name => path.join(mnt3, name)
-  const mounts = [mnt, mnt2, mnt3]
+  const mnt4 = path.join(tmp, 'mnt-hard') // fourth mount: hardRemove + nullPathOk, a passthrough of backing4 by file handle
+  fs.mkdirSync(mnt4)
+  const backing4 = path.join(tmp, 'hard-backing')
+  fs.mkdirSync(backing4)
+  const h4 = name => path.join(mnt4, name)
+  const mounts = [mnt, mnt2, mnt3, mnt4]
 
-  const daemon = fork(SELF, ['--child', mnt, moduleDir, JSON.stringify({ ...opts, mnt2, mnt3 })], {
+  const daemon = fork(SELF, ['--child', mnt, moduleDir, JSON.stringify({ ...opts, mnt2, mnt3, mnt4, backing4 })], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     execArgv: ['--no-warnings'], // the child records process warnings as events instead
     serialization: 'advanced' // BigInt in messages
@@ -134,7 +143,7 @@ async function parent (moduleDir, opts) {
     if (ready.error) throw new Error('mount failed: ' + ready.error)
 
     // 0. Patched module, built from source, loaded.
-    check(ready.patchVersion >= 2 && /build\/Release\/fuse\.node$/.test(ready.binaryPath),
+    check(ready.patchVersion >= 4 && /build\/Release\/fuse\.node$/.test(ready.binaryPath),
       'patched native module loaded', `nexus_patch_version=${ready.patchVersion} from ${ready.binaryPath}`)
     check(ready.contextOutside === null, 'Fuse.context() is null outside a handler')
 
@@ -578,6 +587,147 @@ async function parent (moduleDir, opts) {
     const typoWarn = ev.find(e => e.op === 'warning' && /directIO/.test(e.message))
     check(typo.stdout.length === 0 && typoWarn, 'an unknown option key (directIO) is ignored with a process warning',
       `cat ${typo.stdout.length} bytes; warning: ${typoWarn && typoWarn.message}`)
+
+    // 12. Files unlinked while open (mnt4: hardRemove + nullPathOk, a passthrough of
+    //     backing4 that serves open files by handle), xattr buffer sizes, handler exceptions.
+    await events()
+    const m4 = (ev, op) => ev.filter(e => e.m4 && e.op === op)
+    const py = (code, ...args) => {
+      const r = sh('python3', ['-c', code, ...args])
+      try { return JSON.parse(r.stdout.trim().split('\n').pop()) } catch { return { error: `python exit ${r.status}: ${r.stderr.trim().split('\n').slice(-3).join(' | ')}` } }
+    }
+    const unlinkedOpen = py(`
+import os, sys, json, errno, subprocess
+m = sys.argv[1]
+out = {}
+def attempt(name, f):
+    try: out[name] = f()
+    except OSError as e: out[name] = 'ERR ' + errno.errorcode[e.errno]
+os.makedirs(m + '/dir/sub')
+with open(m + '/dir/sub/f', 'wb') as f: f.write(b'hello world')
+fd = os.open(m + '/dir/sub/f', os.O_RDWR)
+os.unlink(m + '/dir/sub/f')
+out['listdir'] = os.listdir(m + '/dir/sub')
+out['ls'] = subprocess.run(['ls', '-a', m + '/dir/sub'], capture_output=True, text=True).stdout.split()
+r = subprocess.run(['rm', '-rf', m + '/dir'], capture_output=True, text=True)
+out['rm'] = {'exit': r.returncode, 'stderr': r.stderr.strip(), 'dirExists': os.path.exists(m + '/dir')}
+attempt('pread', lambda: os.pread(fd, 100, 0).decode())
+attempt('pwrite', lambda: os.pwrite(fd, b' more', 11))
+attempt('fstat', lambda: os.fstat(fd).st_size)
+attempt('lseekEnd', lambda: os.lseek(fd, 0, os.SEEK_END))
+attempt('ftruncate', lambda: os.ftruncate(fd, 5) or 'ok')
+attempt('fsync', lambda: os.fsync(fd) or 'ok')
+attempt('fdatasync', lambda: os.fdatasync(fd) or 'ok')
+attempt('preadAfter', lambda: os.pread(fd, 100, 0).decode())
+attempt('close', lambda: os.close(fd) or 'ok')
+print(json.dumps(out))
+`, mnt4)
+    ev = await events()
+    const nullOps = [...new Set(ev.filter(e => e.m4 && e.path === null).map(e => e.op))]
+    const u = unlinkedOpen
+    check(Array.isArray(u.listdir) && u.listdir.length === 0 && Array.isArray(u.ls) && !u.ls.some(n => n.startsWith('.fuse_hidden')),
+      'hardRemove: a file unlinked while open leaves no .fuse_hidden entry (listdir, ls -a)', `listdir ${JSON.stringify(u.listdir)}, ls -a ${JSON.stringify(u.ls)}${u.error ? '; ' + u.error : ''}`)
+    check(u.rm && u.rm.exit === 0 && u.rm.dirExists === false, 'hardRemove: rm -rf of the directory that held it succeeds', JSON.stringify(u.rm))
+    check(u.pread === 'hello world' && u.pwrite === 5 && u.ftruncate === 'ok' && u.fsync === 'ok' && u.fdatasync === 'ok' && u.preadAfter === 'hello' && u.close === 'ok',
+      'nullPathOk: pread, pwrite, ftruncate, fsync, fdatasync and close on the open descriptor still work',
+      `pread ${JSON.stringify(u.pread)}, pwrite ${u.pwrite}, ftruncate ${u.ftruncate}, fsync ${u.fsync}, fdatasync ${u.fdatasync}, pread after ftruncate(5) ${JSON.stringify(u.preadAfter)}, close ${u.close}`)
+    const fgaNull = m4(ev, 'fgetattr').filter(e => e.path === null)
+    check(fgaNull.length > 0 && fgaNull.every(e => e.fh > 0) && u.lseekEnd === 16,
+      'nullPathOk: fgetattr(null, fh) is reached (lseek SEEK_END answers the size of the unlinked file)',
+      `${fgaNull.length} fgetattr(null, fh) calls (fh ${[...new Set(fgaNull.map(e => e.fh))].join(', ')}); lseek(fd, 0, SEEK_END) = ${u.lseekEnd}`)
+    const wantNull = ['read', 'write', 'fgetattr', 'ftruncate', 'fsync', 'flush', 'release']
+    check(wantNull.every(op => nullOps.includes(op)) && m4(ev, 'getattr').every(e => e.path !== null),
+      'nullPathOk: read, write, fgetattr, ftruncate, fsync, flush and release reach the handler with path === null', `ops called with a null path: ${nullOps.join(', ')}`)
+    info('fstat of a file unlinked while open (hardRemove)', `os.fstat: ${u.fstat} — fstat(2) sends GETATTR without a file handle (kernel fuse_getattr), and libfuse 2.9 has no path left for the node, ` +
+      `so it answers ENOENT without calling getattr or fgetattr; lseek SEEK_END, and reads past the cached size, send GETATTR with the handle and reach fgetattr(null, fh)`)
+
+    const renameOver = py(`
+import os, sys, json
+m = sys.argv[1]
+with open(m + '/target', 'wb') as f: f.write(b'old')
+fd = os.open(m + '/target', os.O_RDONLY)
+with open(m + '/new', 'wb') as f: f.write(b'new')
+os.rename(m + '/new', m + '/target')
+out = {'listing': sorted(os.listdir(m)), 'oldFd': os.pread(fd, 10, 0).decode(), 'byName': open(m + '/target').read()}
+os.close(fd)
+os.unlink(m + '/target')
+print(json.dumps(out))
+`, mnt4)
+    ev = await events()
+    check(renameOver.oldFd === 'old' && renameOver.byName === 'new' && Array.isArray(renameOver.listing) && !renameOver.listing.some(n => n.startsWith('.fuse_hidden')),
+      'hardRemove: rename over an open file leaves no .fuse_hidden entry, and the old descriptor still reads the old content',
+      `${JSON.stringify(renameOver)}; null-path ops: ${[...new Set(ev.filter(e => e.m4 && e.path === null).map(e => e.op))].join(', ')}`)
+
+    // xattrs: a non-zero buffer that is too small answers ERANGE; size 0 asks for the size.
+    fs.writeFileSync(h4('xattrs'), 'x')
+    await events()
+    const xa = py(`
+import os, sys, json, ctypes, errno
+f = sys.argv[1]
+libc = ctypes.CDLL(None, use_errno=True)
+for fn in (libc.listxattr, libc.getxattr): fn.restype = ctypes.c_ssize_t
+libc.listxattr.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_size_t]
+libc.getxattr.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_size_t]
+names = ['user.n%02d-' % i + 'x' * 40 for i in range(12)]
+for n in names: os.setxattr(f, n, b'v')
+big = bytes(range(256)) * 8
+os.setxattr(f, 'user.big', big)
+out = {}
+def call(fn, *a):
+    r = fn(*a)
+    return r if r >= 0 else 'ERR ' + errno.errorcode[ctypes.get_errno()]
+small = ctypes.create_string_buffer(16)
+out['listSize0'] = call(libc.listxattr, f.encode(), None, 0)
+out['listSmall'] = call(libc.listxattr, f.encode(), small, 16)
+out['want'] = sum(len(n) + 1 for n in names + ['user.big'])
+out['listxattr'] = sorted(os.listxattr(f)) == sorted(names + ['user.big'])
+out['getSize0'] = call(libc.getxattr, f.encode(), b'user.big', None, 0)
+out['getSmall'] = call(libc.getxattr, f.encode(), b'user.big', small, 16)
+out['getxattr'] = os.getxattr(f, 'user.big') == big
+exact = ctypes.create_string_buffer(len(big))
+out['getExact'] = call(libc.getxattr, f.encode(), b'user.big', exact, len(big))
+print(json.dumps(out))
+`, h4('xattrs'))
+    ev = await events()
+    check(xa.listSmall === 'ERR ERANGE' && xa.listSize0 === xa.want && xa.listxattr === true,
+      'listxattr with a buffer too small answers ERANGE (stock: a RangeError killed the daemon); size 0 answers the exact size; os.listxattr (256-byte first try) gets all names',
+      `16-byte buffer: ${xa.listSmall}; size query ${xa.listSize0} (names need ${xa.want}); os.listxattr complete: ${xa.listxattr}${xa.error ? '; ' + xa.error : ''}`)
+    check(xa.getSmall === 'ERR ERANGE' && xa.getSize0 === 2048 && xa.getExact === 2048 && xa.getxattr === true,
+      'getxattr of a 2048-byte value with a 16-byte buffer answers ERANGE (stock: EIO and "fuse: writing device: Invalid argument"); size 0 answers 2048; os.getxattr (128-byte first try) gets the value',
+      `16-byte buffer: ${xa.getSmall}; size query ${xa.getSize0}; exact buffer ${xa.getExact}; os.getxattr equal: ${xa.getxattr}`)
+
+    // Handlers that throw, reject or answer garbage: EIO and a process warning, the daemon lives on.
+    const boom = name => { try { fs.statSync(h4(name)); return 'ok' } catch (e) { return e.code } }
+    const boomResults = {
+      'boom-sync': boom('boom-sync'), // getattr throws
+      'boom-async': boom('boom-async'), // answers later with a stat whose mtime is a string: packing it throws in the callback
+      'boom-reject': boom('boom-reject'), // an async handler whose promise rejects
+      'boom-errno': boom('boom-errno'), // cb('oops')
+      'boom-null': boom('boom-null'), // cb(null, stat): success
+      'boom-twice': boom('boom-twice') // cb twice: the second answer is ignored
+    }
+    let linkErr = null
+    try { fs.readlinkSync(h4('boom-link')) } catch (e) { linkErr = e.code } // readlink answers a number: the native signal rejects it
+    const touchNoErrno = sh('touch', [h4('xattrs')]) // utimens answers cb()
+    ev = await events()
+    const warns = ev.filter(e => e.op === 'warning').map(e => e.message)
+    const wantEio = ['boom-sync', 'boom-async', 'boom-reject', 'boom-errno']
+    check(wantEio.every(n => boomResults[n] === 'EIO') && linkErr === 'EIO' && boomResults['boom-null'] === 'ok' && boomResults['boom-twice'] === 'ok',
+      'a handler that throws, whose callback throws, whose promise rejects, or that answers garbage fails the op with EIO (stock: the daemon died or a libfuse thread hung); cb(null, stat) is success',
+      `${Object.entries(boomResults).map(([k, v]) => `${k} ${v}`).join(', ')}, readlink answering 42: ${linkErr}`)
+    check(touchNoErrno.status === 0 && m4(ev, 'utimens').length > 0, 'a handler answering cb() (no errno) succeeds: touch through a utimens that calls cb()',
+      `touch exit ${touchNoErrno.status}${touchNoErrno.stderr ? ', ' + touchNoErrno.stderr.trim() : ''} (stock: the native signal threw "Expected number" from process.nextTick and the daemon died)`)
+    const warned = ['boom-sync', 'boom-async', 'boom-reject', 'boom-errno', 'boom-link'].filter(n => warns.some(w => w.includes(n)))
+    check(warned.length === 5, 'each of them emits a process warning naming the op and the path',
+      warns.filter(w => /boom/.test(w)).map(w => w.split('\n')[0]).join(' | '))
+    const alive = py(`
+import os, sys, json
+m = sys.argv[1]
+with open(m + '/after', 'w') as f: f.write('still serving')
+print(json.dumps({'read': open(m + '/after').read(), 'listing': sorted(os.listdir(m))}))
+`, mnt4)
+    check(alive.read === 'still serving', 'the daemon still serves all its mounts afterwards',
+      `mnt-hard: ${JSON.stringify(alive)}; main mount stat: ${fs.statSync(p('dd')).size} bytes`)
   } catch (e) {
     check(false, 'smoke ran to the end', e.stack)
   } finally {
@@ -909,6 +1059,66 @@ function child (mnt, moduleDir, opts) {
       cb(DIRECT[p] && DIRECT[p].refuseTruncate ? Fuse.EPERM : 0)
     }
   }
+  // Fourth mount (opts.mnt4): hardRemove + nullPathOk, otherwise mounted like
+  // the Nexus daemon. A passthrough of opts.backing4 that serves open files by
+  // their handle: fh is a descriptor of the backing file, so a file unlinked
+  // (or renamed over) while open keeps working through it, whatever its path
+  // (null once its name is gone). xattrs live in memory. The /boom-* names
+  // are answered by handlers that throw, reject or answer garbage.
+  const B4 = p => path.join(opts.backing4, p)
+  const evH = (op, p, extra) => ev(op, p, { m4: true, ...extra })
+  const attempt = (cb, f) => { try { f() } catch (e) { cb(typeof e.errno === 'number' && e.errno < 0 ? e.errno : Fuse.EIO) } }
+  const hStat = s => ({ // from fs.*statSync(..., { bigint: true })
+    mode: Number(s.mode), uid: Number(s.uid), gid: Number(s.gid), nlink: Number(s.nlink), blksize: Number(s.blksize),
+    size: s.size, ino: s.ino, blocks: s.blocks, atimeNs: s.atimeNs, mtimeNs: s.mtimeNs, ctimeNs: s.ctimeNs
+  })
+  const xattrs = new Map() // path -> Map(name -> Buffer)
+  const boomStat = { mode: 0o100644, size: 1, nlink: 1, uid: 0, gid: 0 }
+  const opsH = {
+    getattr (p, cb) {
+      evH('getattr', p)
+      switch (p) {
+        case '/boom-sync': throw new Error('boom-sync: getattr threw')
+        case '/boom-async': return setImmediate(() => cb(0, { ...boomStat, mtime: 'not a date' })) // packing the stat throws
+        case '/boom-reject': return (async () => { await null; throw new Error('boom-reject: getattr rejected') })()
+        case '/boom-errno': return cb('oops')
+        case '/boom-null': return cb(null, boomStat)
+        case '/boom-twice': cb(0, boomStat); return cb(0, boomStat)
+        case '/boom-link': return cb(0, { ...boomStat, mode: 0o120777 })
+      }
+      attempt(cb, () => cb(0, hStat(fs.lstatSync(B4(p), { bigint: true }))))
+    },
+    fgetattr (p, fh, cb) { evH('fgetattr', p, { fh }); attempt(cb, () => cb(0, hStat(fs.fstatSync(fh, { bigint: true })))) },
+    readlink (p, cb) { evH('readlink', p); cb(0, 42) }, // only /boom-link is a symlink: a number, which the native signal cannot take
+    readdir (p, cb) { evH('readdir', p); attempt(cb, () => cb(0, ['.', '..', ...fs.readdirSync(B4(p))])) },
+    open (p, flags, cb) { evH('open', p, { flags }); attempt(cb, () => cb(0, fs.openSync(B4(p), flags & 3))) },
+    create (p, mode, flags, cb) {
+      if (typeof flags === 'function') { cb = flags; flags = O.O_RDWR } // a fuse-native without create flags
+      evH('create', p, { flags })
+      attempt(cb, () => cb(0, fs.openSync(B4(p), (flags & (3 | O.O_EXCL | O.O_TRUNC)) | O.O_CREAT, mode & 0o7777)))
+    },
+    read (p, fh, buf, len, pos, cb) { evH('read', p, { fh, len, offset: pos }); attempt(cb, () => cb(fs.readSync(fh, buf, 0, len, pos))) },
+    write (p, fh, buf, len, pos, cb) { evH('write', p, { fh, len, offset: pos }); attempt(cb, () => cb(fs.writeSync(fh, buf, 0, len, pos))) },
+    truncate (p, size, cb) { evH('truncate', p, { size }); attempt(cb, () => { fs.truncateSync(B4(p), size); cb(0) }) },
+    ftruncate (p, fh, size, cb) { evH('ftruncate', p, { fh, size }); attempt(cb, () => { fs.ftruncateSync(fh, size); cb(0) }) },
+    fsync (p, datasync, fh, cb) { evH('fsync', p, { fh, datasync }); attempt(cb, () => { (datasync ? fs.fdatasyncSync : fs.fsyncSync)(fh); cb(0) }) },
+    flush (p, fh, cb) { evH('flush', p, { fh }); cb(0) },
+    release (p, fh, cb) { evH('release', p, { fh }); attempt(cb, () => { fs.closeSync(fh); cb(0) }) },
+    unlink (p, cb) { evH('unlink', p); attempt(cb, () => { fs.unlinkSync(B4(p)); xattrs.delete(p); cb(0) }) },
+    rename (src, dest, cb) { evH('rename', src, { dest }); attempt(cb, () => { fs.renameSync(B4(src), B4(dest)); cb(0) }) },
+    mkdir (p, mode, cb) { evH('mkdir', p); attempt(cb, () => { fs.mkdirSync(B4(p), mode & 0o7777); cb(0) }) },
+    rmdir (p, cb) { evH('rmdir', p); attempt(cb, () => { fs.rmdirSync(B4(p)); cb(0) }) },
+    utimens (p, atime, mtime, cb) { evH('utimens', p); cb() }, // no errno at all: success (stock threw in the native signal)
+    setxattr (p, name, value, position, flags, cb) {
+      evH('setxattr', p, { name })
+      if (!xattrs.has(p)) xattrs.set(p, new Map())
+      xattrs.get(p).set(name, Buffer.from(value)) // copy: value points into libfuse memory
+      cb(0)
+    },
+    getxattr (p, name, position, cb) { evH('getxattr', p, { name }); cb(0, (xattrs.get(p) && xattrs.get(p).get(name)) || null) },
+    listxattr (p, cb) { evH('listxattr', p); cb(0, [...(xattrs.get(p) || new Map()).keys()]) },
+    removexattr (p, name, cb) { evH('removexattr', p, { name }); cb(xattrs.get(p) && xattrs.get(p).delete(name) ? 0 : Fuse.ENODATA) }
+  }
   process.on('warning', w => log.push({ op: 'warning', message: w.message }))
 
   const fuse = new Fuse(mnt, ops, {
@@ -937,18 +1147,31 @@ function child (mnt, moduleDir, opts) {
     negativeTimeout: 0,
     autoCache: true
   })
-  const unmountAll = () => fuse.unmount(() => fuseB.unmount(() => fuseD.unmount(() => process.exit(0))))
+  const fuseH = new Fuse(opts.mnt4, opsH, {
+    fsname: 'nexus-hard',
+    useIno: true,
+    attrTimeout: 0,
+    entryTimeout: 0,
+    negativeTimeout: 0,
+    autoCache: true,
+    hardRemove: true, // unlink an open file for real (no .fuse_hidden rename)
+    nullPathOk: true // ops on it still reach us, with path null
+  })
+  const unmountAll = () => fuse.unmount(() => fuseB.unmount(() => fuseD.unmount(() => fuseH.unmount(() => process.exit(0)))))
   fuse.mount(err => {
     if (err) return process.send({ error: err.message })
     fuseB.mount(errB => {
       if (errB) return process.send({ error: 'second mount: ' + errB.message })
       fuseD.mount(errD => {
         if (errD) return process.send({ error: 'third mount: ' + errD.message })
-        process.send({
-          ready: true,
-          patchVersion: Fuse.NEXUS_PATCH_VERSION,
-          binaryPath: require('node-gyp-build').path(moduleDir),
-          contextOutside: hasContext ? Fuse.context() : 'missing'
+        fuseH.mount(errH => {
+          if (errH) return process.send({ error: 'fourth mount: ' + errH.message })
+          process.send({
+            ready: true,
+            patchVersion: Fuse.NEXUS_PATCH_VERSION,
+            binaryPath: require('node-gyp-build').path(moduleDir),
+            contextOutside: hasContext ? Fuse.context() : 'missing'
+          })
         })
       })
     })

@@ -4,7 +4,8 @@
 // 1. Applies patches/ with patch-package (fuse-native+2.2.6.patch: caller
 //    identity, big_writes, nanosecond times, 64-bit st_ino, paged readdir,
 //    create flags, 64-bit statfs, per-open flags (direct_io, keep_cache,
-//    nonseekable); see native-notes/fuse-native.md). When
+//    nonseekable), hard_remove and flag_nullpath_ok, xattr ERANGE, handler
+//    exceptions answered EIO; see native-notes/fuse-native.md). When
 //    node_modules/fuse-native carries an older version of the patch (its
 //    nexus_patch_version differs), the files the patch touches are first
 //    restored from the pristine package (npm pack, normally from npm's cache).
@@ -35,7 +36,7 @@ const STAMP = path.join(FUSE_DIR, 'build', 'nexus-build.json')
 const PATCH_FILE = path.join(REPO, 'patches', 'fuse-native+2.2.6.patch')
 // Must equal nexus_patch_version in the patched fuse-native.c and
 // NEXUS_PATCH_VERSION in the patched index.js (bump all three together).
-const EXPECTED_PATCH_VERSION = 3
+const EXPECTED_PATCH_VERSION = 4
 
 const log = msg => console.log(`nexus postinstall: ${msg}`)
 

@@ -1,5 +1,5 @@
 // Types for fuse-native@2.2.6 with the Nexus patch (patches/fuse-native+2.2.6.patch,
-// nexus_patch_version 3). native-notes/fuse-native.md describes every behaviour
+// nexus_patch_version 4). native-notes/fuse-native.md describes every behaviour
 // and what was measured; scripts/fuse-smoke.mjs checks it.
 //
 //   import Fuse from 'fuse-native';
@@ -8,8 +8,20 @@ declare module 'fuse-native' {
   /**
    * Every callback's first argument: 0 for success, or a negative errno
    * (Fuse.ENOENT is -2). read and write answer a byte count instead.
+   * Patched (version 4): null or undefined (cb(), cb(null, ...)) count as 0;
+   * any other non-number (a string, an Error) answers EIO with a process
+   * warning (stock threw from process.nextTick and the daemon died).
    */
-  type Errno = number;
+  type Errno = number | null | undefined;
+
+  /**
+   * The path of an op on an open file or directory. With `nullPathOk` it is
+   * null once the name is gone (unlinked under `hardRemove`, renamed over,
+   * or its directory removed): serve the op by its handle. Without
+   * nullPathOk, such a flush still arrives with null, release and
+   * releasedir with "-", and the other ops fail with ENOENT in libfuse.
+   */
+  type OpenPath = string | null;
 
   /** What getattr/fgetattr answer, and the stats of readdir/readdirPaged entries. Missing fields are 0. */
   interface FuseStat {
@@ -80,13 +92,20 @@ declare module 'fuse-native' {
     nonSeekable?: boolean;
   }
 
-  type DoneCb = (err: Errno) => void;
+  type DoneCb = (err?: Errno) => void;
   type OpenCb = (err: Errno, fh?: number, options?: FuseOpenOptions) => void;
 
   /**
    * The filesystem's handlers; implement the ones you need (an op left out
    * answers EPERM or ENOSYS, as libfuse decides). Paths are absolute within
    * the mount. File handles (`fh`) are uint32, and 0 means "no handle".
+   *
+   * Patched (version 4): each op is answered once (a second callback, or a
+   * late one after the timeout, is ignored). A handler that throws, a
+   * promise it returns that rejects, a callback whose answer cannot be
+   * packed (e.g. a stat with a string mtime, readlink answering a number)
+   * answers EIO and emits a process warning naming the op and the path;
+   * the daemon keeps running.
    */
   interface FuseOperations {
     init?(cb: DoneCb): void;
@@ -94,18 +113,22 @@ declare module 'fuse-native' {
     access?(path: string, mode: number, cb: DoneCb): void;
     statfs?(path: string, cb: (err: Errno, statfs?: FuseStatfs) => void): void;
     getattr?(path: string, cb: (err: Errno, stat?: FuseStat) => void): void;
-    /** Patched: stock called getattr(path) here. */
-    fgetattr?(path: string, fh: number, cb: (err: Errno, stat?: FuseStat) => void): void;
-    flush?(path: string, fh: number, cb: DoneCb): void;
+    /**
+     * Patched: stock called getattr(path) here. path null: see OpenPath.
+     * Called for GETATTR requests that carry the handle (lseek SEEK_END, reads
+     * past the cached size, libfuse's reply to ftruncate), not for fstat(2).
+     */
+    fgetattr?(path: OpenPath, fh: number, cb: (err: Errno, stat?: FuseStat) => void): void;
+    flush?(path: OpenPath, fh: number, cb: DoneCb): void;
     /** Note the order: (path, datasync, fh), not (path, fh, datasync). */
-    fsync?(path: string, datasync: number, fh: number, cb: DoneCb): void;
-    fsyncdir?(path: string, datasync: number, fh: number, cb: DoneCb): void;
+    fsync?(path: OpenPath, datasync: number, fh: number, cb: DoneCb): void;
+    fsyncdir?(path: OpenPath, datasync: number, fh: number, cb: DoneCb): void;
     /**
      * Stock readdir: the whole directory in one answer. Not called when
      * readdirPaged exists. Add '.' and '..' yourself; pass stats for d_type and
      * (with useIno) d_ino.
      */
-    readdir?(path: string, cb: (err: Errno, names?: string[], stats?: FuseStat[]) => void): void;
+    readdir?(path: OpenPath, cb: (err: Errno, names?: string[], stats?: FuseStat[]) => void): void;
     /**
      * Patched: one page of a directory. offset is 0 for the first page (and
      * after rewinddir), else one of the nextOffsets handed out; fh is what
@@ -115,13 +138,14 @@ declare module 'fuse-native' {
      * directory. A malformed page answers EIO with a process warning.
      */
     readdirPaged?(
-      path: string,
+      path: OpenPath,
       offset: number,
       fh: number,
       cb: (err: Errno, names?: string[], stats?: FuseStat[] | null, nextOffsets?: Array<number | bigint>) => void,
     ): void;
     truncate?(path: string, size: number, cb: DoneCb): void;
-    ftruncate?(path: string, fh: number, size: number, cb: DoneCb): void;
+    /** path null: see OpenPath (libfuse passes null only for a setattr that changes the size alone). */
+    ftruncate?(path: OpenPath, fh: number, size: number, cb: DoneCb): void;
     /** Patched: BigInt nanoseconds since the epoch, or null for "leave unchanged" (UTIME_OMIT). UTIME_NOW arrives resolved. */
     utimens?(path: string, atime: bigint | null, mtime: bigint | null, cb: DoneCb): void;
     readlink?(path: string, cb: (err: Errno, linkname?: string) => void): void;
@@ -131,8 +155,18 @@ declare module 'fuse-native' {
     mknod?(path: string, mode: number, dev: number, cb: DoneCb): void;
     /** value points into libfuse memory: copy what you keep. */
     setxattr?(path: string, name: string, value: Buffer, position: number, flags: number, cb: DoneCb): void;
-    /** Answer cb(0, null) for "no such attribute" (ENODATA). */
+    /**
+     * Answer cb(0, null) for "no such attribute" (ENODATA). Always answer the
+     * whole value: the binding answers a size query (buffer size 0) with its
+     * length, and ERANGE when it is longer than the caller's buffer (patched
+     * in version 4; stock failed with EIO).
+     */
     getxattr?(path: string, name: string, position: number, cb: (err: Errno, value?: Buffer | null) => void): void;
+    /**
+     * Answer all names: the binding answers a size query with the exact size
+     * (plus 128 on macOS), and ERANGE when the caller's buffer is too small
+     * (patched in version 4; stock threw a RangeError that killed the daemon).
+     */
     listxattr?(path: string, cb: (err: Errno, names?: string[]) => void): void;
     removexattr?(path: string, name: string, cb: DoneCb): void;
     /** flags = fi->flags (O_TRUNC is not among them: it arrives as truncate(path, 0) after open). cb(0, fh, options?): see FuseOpenOptions. */
@@ -145,11 +179,11 @@ declare module 'fuse-native' {
      * the kernel takes it as end of file; with directIo it is a short read and
      * only 0 ends the file.
      */
-    read?(path: string, fh: number, buf: Buffer, len: number, offset: number, cb: (bytesRead: number) => void): void;
+    read?(path: OpenPath, fh: number, buf: Buffer, len: number, offset: number, cb: (bytesRead: number) => void): void;
     /** buf points into libfuse memory and is detached after cb: copy what you keep. Answer cb(len) for a whole write. */
-    write?(path: string, fh: number, buf: Buffer, len: number, offset: number, cb: (bytesWritten: number) => void): void;
-    release?(path: string, fh: number, cb: DoneCb): void;
-    releasedir?(path: string, fh: number, cb: DoneCb): void;
+    write?(path: OpenPath, fh: number, buf: Buffer, len: number, offset: number, cb: (bytesWritten: number) => void): void;
+    release?(path: OpenPath, fh: number, cb: DoneCb): void;
+    releasedir?(path: OpenPath, fh: number, cb: DoneCb): void;
     /**
      * Patched: declared with four parameters (create.length === 4) it is
      * called create(path, mode, flags, cb) with flags = fi->flags; any other
@@ -200,6 +234,16 @@ declare module 'fuse-native' {
     modules?: string;
     /** use_ino: st_ino and readdir d_ino are the filesystem's. */
     useIno?: boolean;
+    /**
+     * hard_remove (patched, version 4): unlinking (or renaming over) a file
+     * that is still open removes it for real instead of renaming it to
+     * .fuse_hidden* (which shows in listings and makes rmdir fail with
+     * ENOTEMPTY). Its name is then gone: set nullPathOk too, or read, write,
+     * fsync etc. on the open descriptor fail with ENOENT. fstat(2) on it
+     * fails with ENOENT either way (libfuse 2.9 has no path for the GETATTR
+     * the kernel sends without a handle).
+     */
+    hardRemove?: boolean;
     /** big_writes; default true. */
     bigWrites?: boolean;
     /** max_write; default 131072 with bigWrites (the most libfuse 2.9 takes). */
@@ -212,6 +256,16 @@ declare module 'fuse-native' {
     // Not mount options.
     /** flag_utime_omit_ok; default true. false: libfuse drops a setattr that sets only one of atime/mtime. */
     utimeOmit?: boolean;
+    /**
+     * flag_nullpath_ok (patched, version 4): read, write, flush, fsync,
+     * release, fgetattr, ftruncate, readdir/readdirPaged, releasedir and
+     * fsyncdir of an open file or directory whose name is gone reach the
+     * handler with path null (see OpenPath) instead of failing with ENOENT
+     * (measured: read, write, fgetattr, ftruncate, fsync, flush, release,
+     * releasedir).
+     * Handlers must then serve them by fh. Default false.
+     */
+    nullPathOk?: boolean;
     /**
      * Milliseconds before an unanswered op fails with ETIMEDOUT (default
      * 15000); false disables it. Per op: { default: 15000, readlink: 500,
@@ -255,7 +309,7 @@ declare module 'fuse-native' {
     static unconfigure(cb: (err: Error | null) => void): void;
     static beforeMount(cb: (err: Error | null) => void): void;
     static beforeUnmount(cb: (err: Error | null) => void): void;
-    /** 3: per-open flags (2: paged readdir, create flags, 64-bit statfs; 1: caller context, big_writes, ns times, 64-bit ino). */
+    /** 4: hardRemove, nullPathOk, xattr ERANGE, handler exceptions answer EIO (3: per-open flags; 2: paged readdir, create flags, 64-bit statfs; 1: caller context, big_writes, ns times, 64-bit ino). */
     static readonly NEXUS_PATCH_VERSION: number;
     // Negative errno values (Linux), for callbacks.
     static readonly EPERM: number;
@@ -303,7 +357,7 @@ declare module 'fuse-native' {
   }
   namespace Fuse {
     export {
-      Errno, FuseStat, FuseStatfs, FuseOpenOptions, DoneCb, OpenCb, FuseOperations, FuseOptions, FuseContext,
+      Errno, OpenPath, FuseStat, FuseStatfs, FuseOpenOptions, DoneCb, OpenCb, FuseOperations, FuseOptions, FuseContext,
     };
   }
   export = Fuse;
