@@ -165,7 +165,7 @@ export function buildOps(services: Services, control: ControlFiles, sessions: Se
 
   const times = (t: bigint | null | undefined): TimeSpec => (t === null || t === undefined ? 'omit' : t);
 
-  return {
+  return withNullPaths({
     init: (cb) => cb(0),
 
     getattr: (path, cb) =>
@@ -436,5 +436,18 @@ export function buildOps(services: Services, control: ControlFiles, sessions: Se
         await engine.removexattr(path, name, need(path, 'editor', ctx()));
         return [];
       }),
-  };
+  });
+}
+
+/**
+ * A file deleted while it is open (hard_remove) has no name left: libfuse then
+ * passes a null path to the operations on its handle. They work by handle; give
+ * them '' so path-based checks and logs stay simple.
+ */
+function withNullPaths(ops: Record<string, Cb>): Record<string, Cb> {
+  for (const name of ['fgetattr', 'read', 'write', 'flush', 'fsync', 'release', 'ftruncate']) {
+    const op = ops[name]!;
+    ops[name] = (path: string | null, ...rest: unknown[]) => op(path ?? '', ...rest);
+  }
+  return ops;
 }

@@ -123,6 +123,10 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
     entryTimeout: Number(process.env.NEXUS_FUSE_ATTR_TIMEOUT ?? 0),
     negativeTimeout: 0,
     autoCache: true,
+    // A file deleted while open really goes (no .fuse_hidden name in listings,
+    // rm -rf of its directory works); its handle keeps working by fh.
+    hardRemove: true,
+    nullPathOk: true,
     bigWrites: true,
     maxWrite: 131072,
     extraOptions: opts.nonempty ? ['nonempty'] : [],
