@@ -4,14 +4,14 @@
  * can write its own workspace and is refused another tenant's files
  * (PermissionError); the admin key lists every tenant.
  *
- * Needs issue 5 (nx.rebacCreate, API keys): until then main() fails at once
- * with RebacUnavailableError, before it changes anything.
+ * The tenant's key (the seed's "tenant-specific-key") is given, or the admin
+ * creates one for admin@tenant-acme-123.com with nx.keys.create and revokes
+ * it when the example is done.
  *
- *   NEXUS_URL=http://localhost:8080 NEXUS_API_KEY=<admin key> \
- *   NEXUS_TENANT_API_KEY=<key of admin@tenant-acme-123.com> node dist/examples/multi-tenant.js
+ *   NEXUS_URL=http://localhost:8080 NEXUS_API_KEY=<admin key> node dist/examples/multi-tenant.js
+ *   (optionally NEXUS_TENANT_API_KEY=<key of user:admin@tenant-acme-123.com>)
  */
 import { connect, PermissionError, type ConnectOptions, type FileInfo, type NexusClient, type Workspace } from 'nexus';
-import { withRebac } from './rebac.js';
 import { runIfMain } from './run.js';
 
 export interface Tenant {
@@ -32,9 +32,10 @@ export const tenantPath = (tenant: Tenant) => `/tenants/${tenant.id}`;
 
 export interface MultiTenantOptions extends ConnectOptions {
   /**
-   * The API key of the first tenant's admin (admin@tenant-acme-123.com): the
-   * seed's "tenant-specific-key". Created out of band (`nexus key create`);
-   * NEXUS_TENANT_API_KEY when the example runs directly.
+   * The API key of the first tenant's admin (user:admin@tenant-acme-123.com):
+   * the seed's "tenant-specific-key", e.g. from `nexus key create`;
+   * NEXUS_TENANT_API_KEY when the example runs directly. Without one, the
+   * admin creates a key for the example (nx.keys.create) and revokes it at the end.
    */
   tenantApiKey?: string;
 }
@@ -56,6 +57,8 @@ export interface MultiTenantResult {
   denied: PermissionError;
   /** Admin's recursive listing of each tenant: path -> entries. */
   listings: Record<string, FileInfo[]>;
+  /** The key the admin created for the tenant (and revoked afterwards), when none was given. */
+  createdKey: { key_id: string; subject: string } | null;
 }
 
 /** Create each tenant's workspace, grant its admin `owner`, and lay out its directories. */
@@ -69,7 +72,7 @@ export async function onboardTenants(nx: NexusClient, tenants: Tenant[]): Promis
 
     // Grant tenant admin full access
     const grant: Grant = { subjectType: 'user', subjectId: tenantAdmin(tenant), relation: 'owner', objectType: 'file', objectId: workspacePath };
-    await withRebac(nx).rebacCreate(grant.subjectType, grant.subjectId, grant.relation, grant.objectType, grant.objectId);
+    await nx.rebacCreate(grant.subjectType, grant.subjectId, grant.relation, grant.objectType, grant.objectId);
     grants.push(grant);
 
     // Create standard subdirectories
@@ -82,21 +85,26 @@ export async function onboardTenants(nx: NexusClient, tenants: Tenant[]): Promis
 }
 
 export async function main(options: MultiTenantOptions): Promise<MultiTenantResult> {
-  const { tenantApiKey, ...adminOptions } = options;
-  if (!tenantApiKey) {
-    throw new Error(`multi-tenant needs a tenant API key: the key of ${tenantAdmin(TENANTS[0]!)} (tenantApiKey; NEXUS_TENANT_API_KEY when run directly)`);
-  }
+  const { tenantApiKey: givenKey, ...adminOptions } = options;
   const [acme, beta] = [TENANTS[0]!, TENANTS[1]!];
 
   // 1. The admin onboards the tenants (one connection at a time: an embedded
   //    data directory is held by one connection).
   const admin = await connect(adminOptions);
   let onboarded: { workspaces: Workspace[]; grants: Grant[] };
+  let tenantApiKey = givenKey;
+  let createdKey: MultiTenantResult['createdKey'] = null;
   try {
-    withRebac(admin); // fail before changing anything when the SDK cannot grant
     onboarded = await onboardTenants(admin, TENANTS);
     // Beta's own data, which Acme's key must not read.
     await admin.write(`${tenantPath(beta)}/data/records.json`, '{"records": ["beta only"]}');
+    if (!tenantApiKey) {
+      // The tenant's key: acts as the principal the owner grant names.
+      const k = await admin.keys.create({ subject: `user:${tenantAdmin(acme)}` });
+      tenantApiKey = k.api_key;
+      createdKey = { key_id: k.key_id, subject: k.subject };
+      console.log(`Created API key ${k.key_id} for ${k.subject}`);
+    }
   } finally {
     await admin.close();
   }
@@ -131,11 +139,16 @@ export async function main(options: MultiTenantOptions): Promise<MultiTenantResu
       listings[tenantPath(tenant)] = files;
       console.log(`${tenantPath(tenant)}: ${files.length} entries (${files.filter((f) => f.type === 'file').length} files)`);
     }
+    // A key made for the example does not outlive it.
+    if (createdKey) {
+      await adminAgain.keys.revoke(createdKey.key_id);
+      console.log(`Revoked API key ${createdKey.key_id}`);
+    }
   } finally {
     await adminAgain.close();
   }
 
-  return { ...onboarded, tenantWrite, denied, listings };
+  return { ...onboarded, tenantWrite, denied, listings, createdKey };
 }
 
 runIfMain<MultiTenantOptions>(import.meta.url, main, process.env.NEXUS_TENANT_API_KEY ? { tenantApiKey: process.env.NEXUS_TENANT_API_KEY } : {});

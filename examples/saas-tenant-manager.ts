@@ -3,37 +3,23 @@
  * layout, owner grant for the tenant's admin, initial snapshot), take daily
  * backups, restore a tenant to a backup.
  *
- * The owner grant (grantTenantAdmin) calls nx.rebacCreate, which the SDK gets
- * with issue 5; until then onboarding with grants fails with
- * RebacUnavailableError before it changes anything. `grantAccess: false`
- * onboards without the grant: the only way to run this example today.
+ * Run it with an admin key against a server (NEXUS_URL, NEXUS_API_KEY), or
+ * on a data directory of your own (NEXUS_DATA_DIR); granting needs owner on
+ * the workspace, which an admin key (or the data directory's own user) has.
  */
 import { connect, type ConnectOptions, type NexusClient, type RestoreReport, type Workspace } from 'nexus';
-import { withRebac } from './rebac.js';
 import { runIfMain, yyyymmdd } from './run.js';
-
-export interface TenantManagerOptions {
-  /** Grant each tenant's admin `owner` on its workspace (needs nx.rebacCreate). Default true. */
-  grantAccess?: boolean;
-}
 
 export interface OnboardedTenant {
   workspacePath: string;
   workspace: Workspace;
   initialSnapshotId: string;
-  /** The principal granted `owner`, or null when onboarded without grants. */
-  owner: string | null;
+  /** Who was granted `owner` on the workspace: the id of a `user` subject (admin@<tenant>.com). */
+  owner: string;
 }
 
 export class TenantManager {
-  readonly grantAccess: boolean;
-
-  constructor(
-    readonly nx: NexusClient,
-    options: TenantManagerOptions = {},
-  ) {
-    this.grantAccess = options.grantAccess ?? true;
-  }
+  constructor(readonly nx: NexusClient) {}
 
   static workspacePath(tenantId: string): string {
     return `/tenants/${tenantId}`;
@@ -46,7 +32,6 @@ export class TenantManager {
   /** Complete tenant onboarding */
   async onboardTenant(tenantId: string, companyName: string, plan: string): Promise<OnboardedTenant> {
     const workspacePath = TenantManager.workspacePath(tenantId);
-    if (this.grantAccess) withRebac(this.nx); // refuse up front rather than half-onboard
 
     // 1. Create workspace
     const workspace = await this.nx.workspace.create(workspacePath, {
@@ -64,7 +49,7 @@ export class TenantManager {
     }
 
     // 3. Set up permissions
-    const owner = this.grantAccess ? await this.grantTenantAdmin(tenantId) : null;
+    const owner = await this.grantTenantAdmin(tenantId);
 
     // 4. Create initial snapshot
     const initialSnapshotId = await this.nx.workspace.snapshot(workspacePath, {
@@ -79,7 +64,7 @@ export class TenantManager {
   /** Grant the tenant's admin `owner` on the tenant's workspace; returns the admin's principal. */
   async grantTenantAdmin(tenantId: string): Promise<string> {
     const adminEmail = TenantManager.adminEmail(tenantId);
-    await withRebac(this.nx).rebacCreate('user', adminEmail, 'owner', 'file', TenantManager.workspacePath(tenantId));
+    await this.nx.rebacCreate('user', adminEmail, 'owner', 'file', TenantManager.workspacePath(tenantId));
     return adminEmail;
   }
 
@@ -107,11 +92,10 @@ export interface SaasResult {
   customers: string;
 }
 
-export async function main(options: ConnectOptions & TenantManagerOptions): Promise<SaasResult> {
-  const { grantAccess, ...connectOptions } = options;
-  const nx = await connect(connectOptions);
+export async function main(options: ConnectOptions): Promise<SaasResult> {
+  const nx = await connect(options);
   try {
-    const manager = new TenantManager(nx, { grantAccess });
+    const manager = new TenantManager(nx);
 
     // Onboard new tenant
     const tenant = await manager.onboardTenant('acme-123', 'Acme Corp', 'enterprise');

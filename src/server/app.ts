@@ -36,8 +36,19 @@ export interface AppOptions {
   maxFileBytes?: number;
   /** pino logger for access and error logs; false for none (default: the project logger, component "server"). */
   logger?: Logger | false;
-  /** Requests per second per principal, with a burst of two seconds' worth (default: no limit). */
+  /**
+   * Requests per second per principal, with a burst of two seconds' worth
+   * (default: no limit). Failed authentications count against the caller's
+   * address at the same rate, so guessing keys is throttled too.
+   */
   rateLimit?: number;
+  /**
+   * Drop a request whose body stops arriving for this long while the server
+   * waits for it, in ms (default: no limit; `nexus serve` sets one for TCP).
+   * A stalled upload is undone and gives up its path's upload turn. Time the
+   * server itself spends (waiting for that turn, a long restore) never counts.
+   */
+  bodyIdleTimeoutMs?: number;
 }
 
 /** A token bucket per principal: over the rate, RATE_LIMITED (429) until tokens come back. */
@@ -89,6 +100,32 @@ const body = query;
 
 const asBool = (v: string | undefined) => v === 'true' || v === '1';
 
+/**
+ * An API key in a URL (`DELETE /keys/<the key itself>`, or a client that puts
+ * one in the query string) keeps its id and loses its secret before the URL
+ * is logged.
+ */
+const KEY_IN_TEXT = /(nx_[0-9a-fA-F]{16}_)[0-9a-fA-F]{48}/g;
+export function redactKeys(text: string): string {
+  return text.replace(KEY_IN_TEXT, '$1[redacted]');
+}
+
+/** JSON bodies nested deeper than this are refused (400) rather than handed to code that recurses over them. */
+export const MAX_JSON_DEPTH = 64;
+
+function nestedDeeperThan(value: unknown, limit: number): boolean {
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length) {
+    const [v, depth] = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    if (depth > limit) return true;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) {
+      if (child !== null && typeof child === 'object') stack.push([child, depth + 1]);
+    }
+  }
+  return false;
+}
+
 // ------------------------------------------------------------------ errors
 
 interface ErrorBody {
@@ -137,9 +174,9 @@ function sendError(reply: FastifyReply, err: unknown): FastifyReply {
   const req = reply.request;
   if (!(err instanceof NexusError) && (req.raw.destroyed || reply.raw.destroyed) && !req.raw.complete) {
     // The client went away mid-request (an upload broken off): not a bug, and nobody to answer.
-    reply.log.info({ method: req.method, url: req.url, reason: (err as Error)?.message }, 'client closed the connection before the request completed');
+    reply.log.info({ method: req.method, url: redactKeys(req.url), reason: (err as Error)?.message }, 'client closed the connection before the request completed');
   } else if (unexpected) {
-    reply.log.error({ err: (error.cause as Error) ?? error, method: req.method, url: req.url }, 'unexpected error while serving a request');
+    reply.log.error({ err: (error.cause as Error) ?? error, method: req.method, url: redactKeys(req.url) }, 'unexpected error while serving a request');
   }
   settleUnreadBody(reply);
   return reply.code(error.status).type('application/json; charset=utf-8').send(errorBody(error, String(req.id), unexpected));
@@ -193,6 +230,74 @@ function settleUnreadBody(reply: FastifyReply): void {
   raw.resume();
 }
 
+/**
+ * Requests Node's HTTP parser refuses before Fastify sees them (headers or
+ * URL over the size limit, a malformed request line, a NUL in the URL): the
+ * catalog's JSON error shape, as everywhere else, then the connection closes.
+ */
+function answerClientError(this: FastifyInstance, err: NodeJS.ErrnoException, socket: import('node:net').Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const message =
+    err.code === 'HPE_HEADER_OVERFLOW' ? 'Request line or headers too large (the limit is 16 KiB)'
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'The request took too long to arrive'
+        : `Malformed HTTP request${err.code ? ` (${err.code})` : ''}`;
+  const body = JSON.stringify({ error: { code: 'INVALID_ARGUMENT', message, details: { reason: err.code ?? 'unknown' } } });
+  this.log.debug({ reason: err.code }, 'refused a malformed request');
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 400 Bad Request\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json; charset=utf-8\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy();
+}
+
+/** Why a stalled request is dropped (logged as the client going away). */
+function stalled(ms: number): Error {
+  return new Error(`no request body data for ${ms} ms: connection dropped`);
+}
+
+/** For bodies read as they come (JSON): drop the connection when no data arrives for `ms`. */
+function dropIfBodyStalls(raw: FastifyRequest['raw'], ms: number): void {
+  if (raw.complete || raw.destroyed) return;
+  let timer: NodeJS.Timeout;
+  const arm = () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => raw.destroy(stalled(ms)), ms);
+    timer.unref();
+  };
+  arm();
+  raw.on('data', arm);
+  const done = () => {
+    clearTimeout(timer);
+    raw.off('data', arm);
+  };
+  raw.once('end', done);
+  raw.once('close', done);
+}
+
+/**
+ * The body of an upload, read on demand: each wait for the next piece may
+ * last `ms` at most, then the connection is dropped (and the upload undone
+ * by the writer). Between reads, while the server writes or waits, no clock runs.
+ */
+function idleLimited(raw: FastifyRequest['raw'], ms: number): AsyncIterableIterator<Buffer> {
+  const it = raw.iterator({ destroyOnReturn: false }) as AsyncIterableIterator<Buffer>;
+  const limited: AsyncIterableIterator<Buffer> = {
+    async next() {
+      const timer = setTimeout(() => raw.destroy(stalled(ms)), ms);
+      timer.unref();
+      try {
+        return await it.next();
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+    return: (value?: unknown) => (it.return ? it.return(value) : Promise.resolve({ done: true as const, value: undefined })),
+    [Symbol.asyncIterator]: () => limited,
+  };
+  return limited;
+}
+
 // ------------------------------------------------------------------ app
 
 export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
@@ -211,6 +316,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     frameworkErrors: (err, _req, reply) => {
       sendError(reply, err);
     },
+    clientErrorHandler: answerClientError,
   }) as unknown as FastifyInstance;
 
   const callers = new WeakMap<FastifyRequest, Caller>();
@@ -222,6 +328,18 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
 
   // Only JSON bodies on API routes (the file-content route accepts anything).
   app.removeContentTypeParser('text/plain');
+  // Fastify's JSON parser (`__proto__` and `constructor.prototype` refused), plus a nesting limit.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, text, done) => {
+    parseJson(req, String(text), (err: Error | null, value?: unknown) => {
+      if (err) return done(err, undefined);
+      if (nestedDeeperThan(value, MAX_JSON_DEPTH)) {
+        return done(new NexusError('INVALID_ARGUMENT', `Invalid request: JSON nested deeper than ${MAX_JSON_DEPTH} levels`), undefined);
+      }
+      done(null, value);
+    });
+  });
 
   app.setErrorHandler((err, _req, reply) => sendError(reply, err));
   app.setNotFoundHandler((req, reply) => {
@@ -234,7 +352,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     req.log.info(
       {
         method: req.method,
-        url: req.url,
+        url: redactKeys(req.url),
         status: reply.statusCode,
         ms: Math.round(reply.elapsedTime * 10) / 10,
         principal: caller?.ctx.principal ?? undefined,
@@ -251,16 +369,27 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     async (api) => {
       const limiter = opts.rateLimit ? new RateLimiter(opts.rateLimit) : undefined;
       api.addHook('onRequest', async (req) => {
-        const c = await opts.authenticate(req);
+        let c: Caller;
+        try {
+          c = await opts.authenticate(req);
+        } catch (e) {
+          // Wrong keys are limited by where they come from: RATE_LIMITED once over the rate, else the 401.
+          if (limiter && e instanceof NexusError && e.code === 'UNAUTHENTICATED') limiter.take(`address:${req.ip}`);
+          throw e;
+        }
         callers.set(req, c);
         limiter?.take(c.ctx.principal ?? 'anonymous');
       });
       // JSON bodies are read by the parser, after authentication: ask for them now.
       // (The file-content route asks in its handler, once the upload is accepted.)
       api.addHook('preParsing', async (req, reply) => {
-        if (!(req.method === 'PUT' && req.routeOptions.url === `${API_PREFIX}/files/content`)) sendContinue(req, reply);
+        if (!(req.method === 'PUT' && req.routeOptions.url === `${API_PREFIX}/files/content`)) {
+          sendContinue(req, reply);
+          // The parser reads the body at once: a pause is the client's.
+          if (opts.bodyIdleTimeoutMs) dropIfBodyStalls(req.raw, opts.bodyIdleTimeoutMs);
+        }
       });
-      routes(api, services, callers, maxFileBytes);
+      routes(api, services, callers, maxFileBytes, opts.bodyIdleTimeoutMs);
     },
     { prefix: API_PREFIX },
   );
@@ -275,7 +404,7 @@ function sessionOf(req: FastifyRequest): string | null {
   return h.trim();
 }
 
-function routes(api: FastifyInstance, services: Services, callers: WeakMap<FastifyRequest, Caller>, maxFileBytes: number): void {
+function routes(api: FastifyInstance, services: Services, callers: WeakMap<FastifyRequest, Caller>, maxFileBytes: number, bodyIdleTimeoutMs?: number): void {
   const caller = (req: FastifyRequest): Caller => {
     const c = callers.get(req);
     if (!c) throw new NexusError('UNAUTHENTICATED');
@@ -313,7 +442,7 @@ function routes(api: FastifyInstance, services: Services, callers: WeakMap<Fasti
         }
         const ctx = await opCtx(req);
         // Not destroyed when the write stops early: a refused body is drained (settleUnreadBody).
-        const body = req.raw.iterator({ destroyOnReturn: false }) as AsyncIterableIterator<Buffer>;
+        const body = bodyIdleTimeoutMs ? idleLimited(req.raw, bodyIdleTimeoutMs) : (req.raw.iterator({ destroyOnReturn: false }) as AsyncIterableIterator<Buffer>);
         const info = await writeFromStream(services, req.query.path, { [Symbol.asyncIterator]: () => body }, ctx, {
           parents: asBool(req.query.parents),
           maxBytes: maxFileBytes,
@@ -440,7 +569,8 @@ function routes(api: FastifyInstance, services: Services, callers: WeakMap<Fasti
   });
   api.post<B<{ subject: string; admin?: boolean; expires_in?: string }>>(
     '/keys',
-    { schema: { body: body({ subject: str, admin: { type: 'boolean' }, expires_in: str }, ['subject']) } },
+    // An empty expires_in is a mistake, not "never expires".
+    { schema: { body: body({ subject: str, admin: { type: 'boolean' }, expires_in: { type: 'string', minLength: 1 } }, ['subject']) } },
     async (req, reply) =>
       reply.code(201).send(await local(req).keyCreate({ subject: req.body.subject, admin: req.body.admin, expiresIn: req.body.expires_in }, cc(req))),
   );

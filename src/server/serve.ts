@@ -28,8 +28,16 @@ export interface ServeOptions {
   maxFileBytes?: number;
   /** Requests per second per principal (burst = 2 seconds' worth); default unlimited. */
   rateLimit?: number;
+  /**
+   * Drop a TCP request whose body stops arriving for this long (default 60 s;
+   * 0: never). A client that stalls in the middle of an upload would
+   * otherwise hold its connection, and the file's upload turn, for ever.
+   */
+  bodyIdleTimeoutMs?: number;
   logger?: Logger | false;
 }
+
+export const DEFAULT_BODY_IDLE_TIMEOUT_MS = 60_000;
 
 /** TCP callers: an API key, whose subject's grants limit everything it does. */
 export function apiKeyAuth(services: Services): Authenticate {
@@ -67,6 +75,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       services: opened.services,
       authenticate: apiKeyAuth(opened.services),
       rateLimit: opts.rateLimit,
+      bodyIdleTimeoutMs: opts.bodyIdleTimeoutMs ?? DEFAULT_BODY_IDLE_TIMEOUT_MS,
       bodyLimit: opts.bodyLimit,
       maxFileBytes: opts.maxFileBytes,
       logger: log,

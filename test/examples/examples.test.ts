@@ -4,10 +4,10 @@
  * data directory afterwards through a new connection. One example also runs
  * compiled, as a user runs it: `node dist/examples/quickstart.js`.
  *
- * Waiting for issue 5 (nx.rebacCreate, API keys): the multi-tenant example and
- * TenantManager's owner grant. Their tests are written and skipped (named so);
- * two "until issue 5" tests check that those paths refuse up front today and
- * must be deleted, and the skipped ones enabled, when issue 5 lands.
+ * The multi-tenant examples (tenants, owner grants, tenant keys) also run as
+ * the seed runs them: over real HTTP against a server process
+ * (test/server/server-child.mjs) with the admin key it made, the tenant keys
+ * made by that admin with nx.keys.create.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
@@ -15,7 +15,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { connect, PermissionError, type NexusClient } from 'nexus';
+import { AuthenticationError, connect, PermissionError, type NexusClient } from 'nexus';
 import { REPO, staleOutputs } from '../helpers/build.js';
 import * as quickstart from '../../examples/quickstart.js';
 import * as workspaceManagement from '../../examples/workspace-management.js';
@@ -25,8 +25,8 @@ import * as agentSessions from '../../examples/agent-sessions.js';
 import * as saas from '../../examples/saas-tenant-manager.js';
 import * as agentMemory from '../../examples/agent-memory-manager.js';
 import * as bestPractices from '../../examples/best-practices.js';
-import { hasRebac, RebacUnavailableError } from '../../examples/rebac.js';
 import { yyyymmdd } from '../../examples/run.js';
+import { buildForChildren, startServerProcess } from '../server/server-process.js';
 
 const SNAP_ID = /^snap_[0-9a-f]{16}$/;
 const SESS_ID = /^sess_[0-9a-f]{16}$/;
@@ -164,10 +164,10 @@ describe('agent-sessions', () => {
 });
 
 describe('saas-tenant-manager', () => {
-  it('onboards (without the ReBAC step), backs up daily, and restores lost data', async () => {
-    const r = await saas.main({ dataDir, grantAccess: false });
+  it('onboards (with the owner grant), backs up daily, and restores lost data', async () => {
+    const r = await saas.main({ dataDir });
     expect(r.tenant.workspacePath).toBe('/tenants/acme-123');
-    expect(r.tenant.owner).toBeNull();
+    expect(r.tenant.owner).toBe('admin@acme-123.com');
     expect(r.tenant.workspace.metadata).toMatchObject({ tenant_id: 'acme-123', company: 'Acme Corp', plan: 'enterprise' });
     expect(r.tenant.workspace.metadata.onboarded_at).toMatch(ISO);
     expect(r.tenant.initialSnapshotId).toMatch(SNAP_ID);
@@ -191,7 +191,7 @@ describe('saas-tenant-manager', () => {
 
   it('dailyBackup names the snapshot after the day; restoreTenant goes back to any backup', async () => {
     await inDataDir(async (nx) => {
-      const manager = new saas.TenantManager(nx, { grantAccess: false });
+      const manager = new saas.TenantManager(nx);
       const t = await manager.onboardTenant('beta-456', 'Beta Inc', 'professional');
       await nx.write(`${t.workspacePath}/data/v.txt`, 'one');
       const monday = await manager.dailyBackup('beta-456', new Date(2025, 0, 6));
@@ -206,15 +206,80 @@ describe('saas-tenant-manager', () => {
     });
   });
 
-  // Waits for issue 5: nx.rebacCreate. Enable when the SDK has it (and delete the "until issue 5" test below).
-  it.skip('grantTenantAdmin: onboarding grants admin@<tenant>.com owner on the workspace (waits for issue 5: nx.rebacCreate)', async () => {
+  it('grantTenantAdmin: onboarding grants admin@<tenant>.com owner on the workspace, and that key works there only', async () => {
     const r = await saas.main({ dataDir });
     expect(r.tenant.owner).toBe('admin@acme-123.com');
-    await inDataDir(async (nx) => {
-      expect(hasRebac(nx)).toBe(true);
-      // With issue 5's key and check calls: a key for admin@acme-123.com reads
-      // /tenants/acme-123/data/customers.json, and is refused /tenants/other-1.
+    const key = await inDataDir(async (nx) => {
+      expect((await nx.rebacList({ subjectType: 'user', subjectId: 'admin@acme-123.com' })).map((g) => [g.relation, g.object_type, g.object_id])).toEqual([
+        ['owner', 'file', '/tenants/acme-123'],
+      ]);
+      await new saas.TenantManager(nx).onboardTenant('other-1', 'Other One', 'starter');
+      await nx.write('/tenants/other-1/data/private.txt', 'other-1 only');
+      return (await nx.keys.create({ subject: 'user:admin@acme-123.com' })).api_key;
     });
+    // Embedded, acting as the key's subject: its grants limit it.
+    const tenant = await connect({ dataDir, apiKey: key });
+    try {
+      expect(await tenant.readText('/tenants/acme-123/data/customers.json')).toBe('[{"name": "Wile E. Coyote"}]');
+      await tenant.write('/tenants/acme-123/exports/report.csv', 'a,b\n');
+      await expect(tenant.read('/tenants/other-1/data/private.txt')).rejects.toBeInstanceOf(PermissionError);
+      await expect(tenant.list('/tenants/other-1')).rejects.toBeInstanceOf(PermissionError);
+      expect((await tenant.list('/tenants')).map((f) => f.path)).toEqual(['/tenants/acme-123']);
+      expect((await tenant.workspace.list()).map((w) => w.path)).toEqual(['/tenants/acme-123']);
+    } finally {
+      await tenant.close();
+    }
+  });
+
+  it('the whole flow over HTTP: an admin key onboards, backs up and restores; the tenant admin key backs up and restores its own workspace only', async () => {
+    const server = await serverWithKeys(dataDir, ['user:admin@acme-123.com']);
+    try {
+      const r = await saas.main({ remoteUrl: server.url, apiKey: server.adminKey });
+      expect(r.tenant).toMatchObject({ workspacePath: '/tenants/acme-123', owner: 'admin@acme-123.com' });
+      expect(r.tenant.initialSnapshotId).toMatch(SNAP_ID);
+      expect(r.backupId).toMatch(SNAP_ID);
+      expect(r.restore).toMatchObject({ path: '/tenants/acme-123', snapshot_id: r.backupId, created: 1 });
+      expect(r.customers).toBe('[{"name": "Wile E. Coyote"}]');
+      expect(output()).toContain('✅ Tenant Acme Corp onboarded successfully');
+      expect(output()).toMatch(/Created backup: daily-\d{8} \(snap_[0-9a-f]{16}\)/);
+      expect(output()).toContain('✅ Restored tenant acme-123');
+
+      const admin = await connect({ remoteUrl: server.url, apiKey: server.adminKey });
+      const tenant = await connect({ remoteUrl: server.url, apiKey: server.keys['user:admin@acme-123.com']! });
+      try {
+        await new saas.TenantManager(admin).onboardTenant('other-1', 'Other One', 'starter');
+        await admin.write('/tenants/other-1/data/private.txt', 'other-1 only');
+        const otherBackup = await new saas.TenantManager(admin).dailyBackup('other-1');
+
+        // The tenant's admin runs its own backups and restores through the same manager.
+        const own = new saas.TenantManager(tenant);
+        await tenant.write('/tenants/acme-123/data/customers.json', '[]');
+        const mine = await own.dailyBackup('acme-123', new Date(2025, 5, 1));
+        expect((await tenant.workspace.getSnapshot(mine)).name).toBe('daily-20250601');
+        await tenant.delete('/tenants/acme-123/data/customers.json');
+        await own.restoreTenant('acme-123', mine);
+        expect(await tenant.readText('/tenants/acme-123/data/customers.json')).toBe('[]');
+
+        // ...and nothing of another tenant's.
+        await expect(tenant.read('/tenants/other-1/data/private.txt')).rejects.toBeInstanceOf(PermissionError);
+        await expect(own.dailyBackup('other-1')).rejects.toBeInstanceOf(PermissionError);
+        await expect(own.restoreTenant('other-1', otherBackup)).rejects.toBeInstanceOf(PermissionError);
+        await expect(tenant.workspace.getSnapshot(otherBackup)).rejects.toBeInstanceOf(PermissionError);
+        await expect(own.onboardTenant('mallory-1', 'Mallory', 'free')).rejects.toBeInstanceOf(PermissionError);
+        expect((await tenant.workspace.listSnapshots()).every((snap) => snap.path === '/tenants/acme-123')).toBe(true);
+        expect((await tenant.workspace.list()).map((w) => w.path)).toEqual(['/tenants/acme-123']);
+
+        // The admin sees both tenants, and other-1 is as it was.
+        expect(paths(await admin.workspace.list())).toEqual(['/tenants/acme-123', '/tenants/other-1']);
+        expect(await admin.readText('/tenants/other-1/data/private.txt')).toBe('other-1 only');
+        expect(await admin.exists('/tenants/mallory-1')).toBe(false);
+      } finally {
+        await tenant.close();
+        await admin.close();
+      }
+    } finally {
+      await server.stop();
+    }
   });
 });
 
@@ -277,59 +342,118 @@ describe('best-practices', () => {
 });
 
 /**
- * Issue 5 supplies these: `nexus serve` authenticating API keys, an admin key,
- * and a key for each named principal. Until then the skipped test that needs
- * them fails here, loudly, if someone enables it early.
+ * A server process on `dataDir` (TCP needs API keys): the admin key it made
+ * before serving, and a key per named subject, created by that admin over
+ * HTTP with nx.keys.create.
  */
-async function serverWithKeys(_dataDir: string, _principals: string[]): Promise<{ url: string; adminKey: string; keys: Record<string, string>; stop(): Promise<void> }> {
-  throw new Error('needs issue 5: API-key authentication in the server and a way to create keys');
+async function serverWithKeys(dir: string, subjects: string[]): Promise<{ url: string; adminKey: string; keys: Record<string, string>; stop(): Promise<void> }> {
+  buildForChildren();
+  const server = await startServerProcess(dir);
+  const keys: Record<string, string> = {};
+  try {
+    const admin = await connect({ remoteUrl: server.url, apiKey: server.adminKey });
+    try {
+      for (const subject of subjects) keys[subject] = (await admin.keys.create({ subject })).api_key;
+    } finally {
+      await admin.close();
+    }
+  } catch (e) {
+    await server.stop();
+    throw e;
+  }
+  return {
+    url: server.url,
+    adminKey: server.adminKey,
+    keys,
+    async stop() {
+      expect(await server.stop()).toBe(0);
+    },
+  };
 }
 
-describe.skip('multi-tenant (waits for issue 5: nx.rebacCreate and API keys)', () => {
-  it('onboards three tenants with owner grants; a tenant key is refused another tenant; the admin lists every tenant', async () => {
-    const tenantAdmin = multiTenant.tenantAdmin(multiTenant.TENANTS[0]!);
-    const server = await serverWithKeys(dataDir, [tenantAdmin]);
+describe('multi-tenant', () => {
+  const checkOnboarded = (r: multiTenant.MultiTenantResult) => {
+    expect(paths(r.workspaces)).toEqual(['/tenants/acme-123', '/tenants/beta-456', '/tenants/gamma-789']);
+    expect(r.workspaces[0]!.metadata).toEqual({ id: 'acme-123', name: 'Acme Corp', plan: 'enterprise' });
+    expect(r.grants.map((g) => [g.subjectId, g.relation, g.objectId])).toEqual([
+      ['admin@tenant-acme-123.com', 'owner', '/tenants/acme-123'],
+      ['admin@tenant-beta-456.com', 'owner', '/tenants/beta-456'],
+      ['admin@tenant-gamma-789.com', 'owner', '/tenants/gamma-789'],
+    ]);
+    expect(r.tenantWrite.path).toBe('/tenants/acme-123/data/records.json');
+    expect(r.denied).toBeInstanceOf(PermissionError);
+    expect(r.denied.code).toBe('PERMISSION_DENIED');
+    expect(output()).toContain('Created 3 isolated tenant workspaces');
+    expect(output()).toContain('Access denied - tenant isolation working!');
+    expect(r.listings['/tenants/acme-123']!.filter((f) => f.type === 'file').map((f) => f.path)).toEqual(['/tenants/acme-123/data/records.json']);
+    expect(r.listings['/tenants/beta-456']!.filter((f) => f.type === 'file').map((f) => f.path)).toEqual(['/tenants/beta-456/data/records.json']);
+    expect(r.listings['/tenants/gamma-789']!.map((f) => f.name).sort()).toEqual(['data', 'exports', 'models']);
+    expect(output()).toContain('/tenants/acme-123: 4 entries (1 files)');
+  };
+
+  it('over HTTP: onboards three tenants with owner grants; the tenant key (made by the admin) writes its own files and is refused another tenant; the admin lists every tenant', async () => {
+    const server = await serverWithKeys(dataDir, []);
     try {
-      const r = await multiTenant.main({ remoteUrl: server.url, apiKey: server.adminKey, tenantApiKey: server.keys[tenantAdmin]! });
-      expect(paths(r.workspaces)).toEqual(['/tenants/acme-123', '/tenants/beta-456', '/tenants/gamma-789']);
-      expect(r.workspaces[0]!.metadata).toEqual({ id: 'acme-123', name: 'Acme Corp', plan: 'enterprise' });
-      expect(r.grants.map((g) => [g.subjectId, g.relation, g.objectId])).toEqual([
-        ['admin@tenant-acme-123.com', 'owner', '/tenants/acme-123'],
-        ['admin@tenant-beta-456.com', 'owner', '/tenants/beta-456'],
-        ['admin@tenant-gamma-789.com', 'owner', '/tenants/gamma-789'],
-      ]);
-      expect(r.tenantWrite.path).toBe('/tenants/acme-123/data/records.json');
-      expect(r.denied).toBeInstanceOf(PermissionError);
-      expect(output()).toContain('Access denied - tenant isolation working!');
-      expect(r.listings['/tenants/acme-123']!.filter((f) => f.type === 'file').map((f) => f.path)).toEqual(['/tenants/acme-123/data/records.json']);
-      expect(r.listings['/tenants/beta-456']!.filter((f) => f.type === 'file').map((f) => f.path)).toEqual(['/tenants/beta-456/data/records.json']);
-      expect(r.listings['/tenants/gamma-789']!.map((f) => f.name).sort()).toEqual(['data', 'exports', 'models']);
+      const r = await multiTenant.main({ remoteUrl: server.url, apiKey: server.adminKey });
+      checkOnboarded(r);
+      expect(r.createdKey).toEqual({ key_id: expect.stringMatching(/^[0-9a-f]{16}$/), subject: 'user:admin@tenant-acme-123.com' });
+      expect(output()).toContain(`Created API key ${r.createdKey!.key_id} for user:admin@tenant-acme-123.com`);
+      expect(output()).toContain(`Revoked API key ${r.createdKey!.key_id}`);
+
+      const admin = await connect({ remoteUrl: server.url, apiKey: server.adminKey });
+      try {
+        // What the tenant wrote, and what it could not read, as the admin sees them.
+        expect(await admin.readText('/tenants/acme-123/data/records.json')).toBe('{"records": ["acme only"]}');
+        expect(await admin.readText('/tenants/beta-456/data/records.json')).toBe('{"records": ["beta only"]}');
+        const written = await admin.stat('/tenants/acme-123/data/records.json');
+        expect(written.ino).toBe(r.tenantWrite.ino);
+        // The key made for the example was revoked at its end.
+        const k = (await admin.keys.list()).find((x) => x.key_id === r.createdKey!.key_id)!;
+        expect(k.revoked_at).not.toBeNull();
+        expect((await admin.rebacList({ objectType: 'file' })).map((g) => g.subject_id).sort()).toEqual([
+          'admin@tenant-acme-123.com', 'admin@tenant-beta-456.com', 'admin@tenant-gamma-789.com',
+        ]);
+      } finally {
+        await admin.close();
+      }
     } finally {
       await server.stop();
     }
   });
-});
 
-// Tripwires: true today, false once issue 5 lands. Then delete them and enable the skipped tests above.
-describe('until issue 5: the examples that grant access refuse up front, changing nothing', () => {
-  it('TenantManager.onboardTenant with grants throws RebacUnavailableError before creating the workspace', async () => {
-    await inDataDir(async (nx) => {
-      expect(hasRebac(nx)).toBe(false);
-      await expect(new saas.TenantManager(nx).onboardTenant('acme-123', 'Acme Corp', 'enterprise')).rejects.toBeInstanceOf(RebacUnavailableError);
-      expect(await nx.workspace.list()).toEqual([]);
-      expect(await nx.exists('/tenants')).toBe(false);
-    });
+  it('over HTTP with a tenant key given (the seed\'s "tenant-specific-key"): the same isolation; that key keeps working afterwards, inside its tenant only', async () => {
+    const subject = 'user:admin@tenant-acme-123.com';
+    const server = await serverWithKeys(dataDir, [subject]);
+    try {
+      const r = await multiTenant.main({ remoteUrl: server.url, apiKey: server.adminKey, tenantApiKey: server.keys[subject]! });
+      checkOnboarded(r);
+      expect(r.createdKey).toBeNull();
+      const tenant = await connect({ remoteUrl: server.url, apiKey: server.keys[subject]! });
+      try {
+        expect(await tenant.readText('/tenants/acme-123/data/records.json')).toBe('{"records": ["acme only"]}');
+        expect((await tenant.list('/tenants')).map((f) => f.path)).toEqual(['/tenants/acme-123']);
+        for (const other of ['/tenants/beta-456', '/tenants/gamma-789']) {
+          await expect(tenant.list(other, { recursive: true })).rejects.toBeInstanceOf(PermissionError);
+          await expect(tenant.write(`${other}/data/planted.json`, '{}')).rejects.toBeInstanceOf(PermissionError);
+        }
+      } finally {
+        await tenant.close();
+      }
+      // A key that is not one: refused before anything happens.
+      await expect(multiTenant.main({ remoteUrl: server.url, apiKey: 'nx_0000000000000000_' + '0'.repeat(48) })).rejects.toBeInstanceOf(AuthenticationError);
+    } finally {
+      await server.stop();
+    }
   });
 
-  it('multi-tenant main throws RebacUnavailableError before onboarding anyone', async () => {
-    await expect(multiTenant.main({ dataDir, tenantApiKey: 'not-checked-before-the-grant-call' })).rejects.toBeInstanceOf(RebacUnavailableError);
+  it('embedded, without a tenant key: the admin (the data directory\'s own user) creates one with nx.keys.create, and revokes it at the end', async () => {
+    const r = await multiTenant.main({ dataDir });
+    checkOnboarded(r);
+    expect(r.createdKey?.subject).toBe('user:admin@tenant-acme-123.com');
     await inDataDir(async (nx) => {
-      expect(await nx.workspace.list()).toEqual([]);
+      expect((await nx.keys.list()).map((k) => [k.key_id, k.revoked_at !== null])).toEqual([[r.createdKey!.key_id, true]]);
+      expect(await nx.readText('/tenants/acme-123/data/records.json')).toBe('{"records": ["acme only"]}');
     });
-  });
-
-  it('multi-tenant main without a tenant key says which key it needs', async () => {
-    await expect(multiTenant.main({ dataDir })).rejects.toThrow(/admin@tenant-acme-123\.com.*NEXUS_TENANT_API_KEY/);
   });
 });
 
@@ -373,6 +497,29 @@ describe('compiled examples, run as a user runs them', () => {
       expect((await nx.workspace.getSnapshot(id!)).name).toBe('daily-backup');
       expect(await nx.readText('/workspace/acme-corp/data.json')).toBe('{"records": 1000}');
     });
+  });
+
+  it('node dist/examples/multi-tenant.js against a server (NEXUS_URL, NEXUS_API_KEY: an admin key): exit 0, isolation shown', async () => {
+    buildExamples();
+    const server = await serverWithKeys(dataDir, []);
+    try {
+      const e: NodeJS.ProcessEnv = { ...process.env, NEXUS_URL: server.url, NEXUS_API_KEY: server.adminKey };
+      delete e.NEXUS_DATA_DIR;
+      delete e.NEXUS_TENANT_API_KEY;
+      const r = spawnSync(process.execPath, [join(REPO, 'dist', 'examples', 'multi-tenant.js')], { cwd: tmpdir(), env: e, encoding: 'utf8', timeout: 60_000 });
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+      expect(r.stdout).toContain('Created 3 isolated tenant workspaces');
+      expect(r.stdout).toContain('Access denied - tenant isolation working!');
+      expect(r.stdout).toMatch(/\/tenants\/gamma-789: 3 entries \(0 files\)/);
+      expect(r.stdout).not.toMatch(/nx_[0-9a-f]{16}_[0-9a-f]{48}/); // a key's secret is never printed
+      // Run again: the tenants exist; one line naming the conflict, and the hint.
+      const again = spawnSync(process.execPath, [join(REPO, 'dist', 'examples', 'multi-tenant.js')], { cwd: tmpdir(), env: e, encoding: 'utf8', timeout: 60_000 });
+      expect(again.status).toBe(1);
+      expect(again.stderr).toMatch(/^multi-tenant: .*\/tenants\/acme-123.*\nmulti-tenant: the example creates fixed paths/);
+    } finally {
+      await server.stop();
+    }
   });
 
   it('a second run on the same data directory: exit 1, one line naming the conflict, and the hint', () => {

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
 import {
-  connect, NexusClient, NexusError, HttpApi, NotFoundError, ConflictError, InvalidArgumentError, PermissionError,
+  connect, NexusClient, NexusError, HttpApi, NotFoundError, ConflictError, InvalidArgumentError, PermissionError, AuthenticationError,
 } from '../../src/sdk/index.js';
 import { LocalApi } from '../../src/sdk/local-api.js';
 import { buildForChildren, startHolderProcess, startServerProcess } from '../server/server-process.js';
@@ -19,6 +19,10 @@ import { buildForChildren, startHolderProcess, startServerProcess } from '../ser
 interface Setup {
   nx: NexusClient;
   dataDir: string;
+  /** A second client acting as an API key's subject, where the transport authenticates keys (remote); null elsewhere. */
+  as?(apiKey: string): Promise<NexusClient>;
+  /** A client with no API key at all (remote only). */
+  anonymous?(): Promise<NexusClient>;
   teardown(): Promise<void>;
 }
 
@@ -42,11 +46,14 @@ const setups: [string, () => Promise<Setup>][] = [
       buildForChildren();
       const dataDir = await tmp('nx-sdk-rem-');
       const server = await startServerProcess(dataDir);
-      const nx = await connect({ remoteUrl: server.url });
+      // TCP needs an API key: the admin key the server process made before serving.
+      const nx = await connect({ remoteUrl: server.url, apiKey: server.adminKey });
       expect(nx.api).toBeInstanceOf(HttpApi);
       return {
         nx,
         dataDir,
+        as: (apiKey) => connect({ remoteUrl: server.url, apiKey }),
+        anonymous: () => connect({ remoteUrl: server.url }),
         teardown: async () => {
           expect(await server.stop()).toBe(0);
           await rm(dataDir, { recursive: true, force: true });
@@ -273,6 +280,98 @@ describe.each(setups)('SDK (%s)', (mode, setup) => {
     await nx.delete('/agent', { recursive: true });
   });
 
+  it('creates, lists and revokes API keys; the secret is shown once', async () => {
+    const k = await nx.keys.create({ subject: `user:alice-${mode.replace(/ /g, '-')}@acme-123.com` });
+    expect(k.api_key).toMatch(/^nx_[0-9a-f]{16}_[0-9a-f]{48}$/);
+    expect(k.api_key.slice(3, 19)).toBe(k.key_id);
+    expect(k).toMatchObject({ admin: false, expires_at: null, revoked_at: null });
+    expect(Date.parse(k.created_at)).toBeGreaterThan(0);
+    const listed = await nx.keys.list();
+    const mine = listed.find((x) => x.key_id === k.key_id);
+    expect(mine).toEqual({ key_id: k.key_id, subject: k.subject, admin: false, created_at: k.created_at, expires_at: null, revoked_at: null });
+    expect(JSON.stringify(listed)).not.toContain(k.api_key.slice(20)); // never the secret
+
+    const t0 = Date.now();
+    const expiring = await nx.keys.create({ subject: 'agent:nightly-job', expiresIn: '90d' });
+    expect(Date.parse(expiring.expires_at!) - t0).toBeGreaterThan(89 * 86400e3);
+    expect(Date.parse(expiring.expires_at!) - t0).toBeLessThan(91 * 86400e3);
+    const admin = await nx.keys.create({ subject: 'user:ops@example.com', admin: true });
+    expect(admin.admin).toBe(true);
+
+    await expect(nx.keys.create({ subject: 'no-colon' })).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(nx.keys.create({ subject: 'user:' })).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(nx.keys.create({ subject: 'user:x', expiresIn: 'soon' })).rejects.toBeInstanceOf(InvalidArgumentError);
+
+    // Revoke by id, or by the key itself.
+    await nx.keys.revoke(k.key_id);
+    await nx.keys.revoke(expiring.api_key);
+    const after = await nx.keys.list();
+    expect(after.find((x) => x.key_id === k.key_id)!.revoked_at).not.toBeNull();
+    expect(after.find((x) => x.key_id === expiring.key_id)!.revoked_at).not.toBeNull();
+    expect(after.find((x) => x.key_id === admin.key_id)!.revoked_at).toBeNull();
+    await nx.keys.revoke(admin.key_id);
+  });
+
+  it('creates, lists and deletes ReBAC grants; a key acts within its grants', async () => {
+    const subject = `bob-${mode.replace(/ /g, '-')}@beta-456.com`;
+    await nx.mkdir('/rb/beta/data', { parents: true });
+    await nx.write('/rb/beta/data/report.txt', 'beta report');
+    await nx.write('/rb/other/secret.txt', 'other tenant', { parents: true });
+    const g = await nx.rebacCreate('user', subject, 'editor', 'file', '/rb/beta');
+    expect(g).toMatchObject({ subject_type: 'user', subject_id: subject, relation: 'editor', object_type: 'file', object_id: '/rb/beta' });
+    expect(Date.parse(g.created_at)).toBeGreaterThan(0);
+    // Object paths are normalized: the same grant, however it is written.
+    expect((await nx.rebacList({ subjectType: 'user', subjectId: subject })).map((x) => [x.relation, x.object_id])).toEqual([['editor', '/rb/beta']]);
+    expect((await nx.rebacList({ objectType: 'file', objectId: '/rb/beta/' })).map((x) => x.subject_id)).toEqual([subject]);
+    await expect(nx.rebacCreate('user', subject, 'superuser', 'file', '/rb/beta')).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(nx.rebacCreate('user', '', 'viewer', 'file', '/rb/beta')).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(nx.rebacDelete('user', subject, 'owner', 'file', '/rb/beta')).rejects.toBeInstanceOf(NotFoundError);
+
+    const key = await nx.keys.create({ subject: `user:${subject}` });
+    const bob = await env.as?.(key.api_key);
+    if (bob) {
+      try {
+        // Editor inside the grant, down the tree.
+        expect(await bob.readText('/rb/beta/data/report.txt')).toBe('beta report');
+        await bob.write('/rb/beta/data/new.txt', 'by bob');
+        await bob.mkdir('/rb/beta/models');
+        // Nothing outside it, not even its existence.
+        await expect(bob.read('/rb/other/secret.txt')).rejects.toBeInstanceOf(PermissionError);
+        await expect(bob.write('/rb/other/planted.txt', 'x')).rejects.toBeInstanceOf(PermissionError);
+        await expect(bob.stat('/rb/other')).rejects.toBeInstanceOf(PermissionError);
+        expect((await bob.list('/rb')).map((f) => f.path)).toEqual(['/rb/beta']);
+        // Editor is not owner: no granting, no workspaces, no keys.
+        await expect(bob.rebacCreate('user', 'mallory@x.com', 'viewer', 'file', '/rb/beta')).rejects.toBeInstanceOf(PermissionError);
+        await expect(bob.workspace.create('/rb/beta/ws')).rejects.toBeInstanceOf(PermissionError);
+        await expect(bob.keys.create({ subject: 'user:mallory@x.com' })).rejects.toBeInstanceOf(PermissionError);
+        await expect(bob.keys.list()).rejects.toBeInstanceOf(PermissionError);
+        // Bob sees his own grant only.
+        expect((await bob.rebacList()).map((x) => x.subject_id)).toEqual([subject]);
+
+        // The grant goes: so does the access.
+        await nx.rebacDelete('user', subject, 'editor', 'file', '/rb/beta');
+        await expect(bob.read('/rb/beta/data/report.txt')).rejects.toBeInstanceOf(PermissionError);
+        // The key goes: every call is refused as unauthenticated.
+        await nx.keys.revoke(key.key_id);
+        const e = await bob.stat('/').catch((x: unknown) => x);
+        expect(e).toBeInstanceOf(AuthenticationError);
+        expect(e).toBeInstanceOf(PermissionError);
+        expect(e).toMatchObject({ code: 'UNAUTHENTICATED', status: 401 });
+      } finally {
+        await bob.close();
+      }
+      const anon = await env.anonymous!();
+      await expect(anon.stat('/')).rejects.toBeInstanceOf(AuthenticationError);
+      await anon.close();
+    } else {
+      await nx.rebacDelete('user', subject, 'editor', 'file', '/rb/beta');
+      await nx.keys.revoke(key.key_id);
+    }
+    expect(await nx.rebacList({ subjectType: 'user', subjectId: subject })).toEqual([]);
+    expect(await nx.readText('/rb/other/secret.txt')).toBe('other tenant');
+    await nx.delete('/rb', { recursive: true });
+  });
+
   it('round-trips a 20 MiB file', async () => {
     const data = randomBytes(20 * 2 ** 20);
     const t0 = performance.now();
@@ -288,6 +387,25 @@ describe.each(setups)('SDK (%s)', (mode, setup) => {
     expect(sha(await nx.read('/big/blob.bin'))).toBe(sha(data.subarray(0, 3 * 2 ** 20 + 17)));
     process.stderr.write(`[sdk ${mode}] 20 MiB write ${(t1 - t0).toFixed(0)} ms, read ${(t2 - t1).toFixed(0)} ms\n`);
     await nx.delete('/big', { recursive: true });
+  });
+});
+
+describe('embedded: input the services must refuse themselves', () => {
+  // Over HTTP the server refuses JSON nested deeper than 64 levels before any
+  // service sees it; an embedded caller reaches the services directly.
+  it('metadata nested 10,000 levels deep is an InvalidArgumentError, not an internal stack overflow', async () => {
+    const dataDir = await tmp('nx-sdk-deep-');
+    const nx = await connect({ dataDir });
+    try {
+      let deep: Record<string, unknown> = { leaf: true };
+      for (let i = 0; i < 10_000; i++) deep = { a: deep };
+      await expect(nx.workspace.create('/deep', { metadata: deep })).rejects.toBeInstanceOf(InvalidArgumentError);
+      await expect(nx.session.create({ agentId: 'deep', metadata: deep })).rejects.toBeInstanceOf(InvalidArgumentError);
+      expect(await nx.workspace.list()).toEqual([]);
+    } finally {
+      await nx.close();
+      await rm(dataDir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -2,7 +2,9 @@
  * The HTTP API from the outside: raw fetch() (and node:http, for uploads that
  * break off) against a real server process. Bad input of every kind gets a
  * JSON error with the catalog's status, leaves the data as it was, and the
- * server keeps answering.
+ * server keeps answering. Every request carries the server's admin key
+ * (TCP needs one) unless it sets its own Authorization header; what keys
+ * and grants refuse is in attacks.test.ts.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import http from 'node:http';
@@ -38,6 +40,14 @@ afterAll(async () => {
   if (server) expect(await server.stop()).toBe(0);
   if (dataDir) await rm(dataDir, { recursive: true, force: true });
 });
+
+/** fetch() with the admin key, unless the request names its own Authorization. */
+function fetch(url: string, init: RequestInit = {}): Promise<Response> {
+  const headers = new Headers(init.headers);
+  if (!headers.has('authorization')) headers.set('authorization', `Bearer ${server.adminKey}`);
+  return globalThis.fetch(url, { ...init, headers });
+}
+const auth = () => ({ authorization: `Bearer ${server.adminKey}` });
 
 const api = (p: string) => `${base}/api/v1${p}`;
 const postJson = (p: string, body: string, headers: Record<string, string> = {}) =>
@@ -78,7 +88,7 @@ async function unharmed(): Promise<void> {
 
 describe('HTTP API', () => {
   it('answers /health without authentication', async () => {
-    const r = await fetch(`${base}/health`);
+    const r = await globalThis.fetch(`${base}/health`);
     expect(r.status).toBe(200);
     expect(await r.json()).toEqual({ status: 'ok', version: expect.any(String) });
   });
@@ -234,7 +244,7 @@ describe('HTTP API', () => {
         let continued = false;
         const req = http.request({
           host: '127.0.0.1', port, method: 'PUT', path: `/api/v1/files/content?path=${encodeURIComponent(path)}`,
-          headers: { expect: '100-continue', 'content-length': String(size), ...headers },
+          headers: { expect: '100-continue', 'content-length': String(size), ...auth(), ...headers },
         }, (res) => {
           let body = '';
           res.setEncoding('utf8').on('data', (d: string) => (body += d)).on('end', () => {
@@ -284,7 +294,7 @@ describe('HTTP API', () => {
     const { port } = new URL(base);
     for (const target of ['/keep/precious.txt', '/keep/partial.bin']) {
       await new Promise<void>((resolve) => {
-        const req = http.request({ host: '127.0.0.1', port, method: 'PUT', path: `/api/v1/files/content?path=${encodeURIComponent(target)}`, headers: { 'content-length': String(800 * 1024) } });
+        const req = http.request({ host: '127.0.0.1', port, method: 'PUT', path: `/api/v1/files/content?path=${encodeURIComponent(target)}`, headers: { 'content-length': String(800 * 1024), ...auth() } });
         req.on('error', () => resolve());
         req.write(Buffer.alloc(400 * 1024, 9), () => setTimeout(() => {
           req.destroy();
@@ -346,14 +356,20 @@ describe('HTTP API', () => {
   });
 
   it('keeps secrets and bodies out of the access log', async () => {
-    await fetch(api('/files/stat?path=/keep'), { headers: { authorization: 'Bearer sekrit-token-123' } });
+    // A wrong key (refused) and the real one (served): neither is logged, nor any body.
+    expect((await fetch(api('/files/stat?path=/keep'), { headers: { authorization: 'Bearer sekrit-token-123' } })).status).toBe(401);
     await fetch(api('/files/content?path=/ok-log.txt'), { method: 'PUT', headers: { authorization: 'Bearer sekrit-token-123' }, body: 'body-secret-456' });
+    expect((await fetch(api('/files/content?path=/ok-log.txt'), { method: 'PUT', body: 'body-secret-456' })).status).toBe(200);
     await postJson('/sessions', JSON.stringify({ agent_id: 'json-secret-789' }), { authorization: 'Bearer sekrit-token-123' });
+    expect((await postJson('/sessions', JSON.stringify({ agent_id: 'json-secret-789' }))).status).toBe(201);
     await new Promise((r) => setTimeout(r, 100));
     const log = server.stderr();
     expect(log).toContain('"url":"/api/v1/files/stat?path=/keep"');
     expect(log).toMatch(/"status":200/);
+    expect(log).toMatch(/"status":401/);
+    expect(log).toContain('"principal":"user:admin"');
     expect(log).not.toContain('sekrit');
+    expect(log).not.toContain(server.adminKey.slice(20)); // the admin key's secret part
     expect(log).not.toContain('body-secret');
     expect(log).not.toContain('json-secret');
     expect(log.toLowerCase()).not.toContain('authorization');

@@ -26,6 +26,8 @@ export interface ServerProcess {
   url: string;
   port: number;
   socketPath: string | null;
+  /** An admin API key (subject user:admin) made on the data directory before serving; '' with `adminKey: false`. */
+  adminKey: string;
   proc: ChildProcess;
   /** Everything the server wrote to stderr so far (pino access logs). */
   stderr(): string;
@@ -33,9 +35,21 @@ export interface ServerProcess {
   stop(): Promise<number | null>;
 }
 
-export async function startServerProcess(dataDir: string, opts: { bodyLimit?: number; maxFileBytes?: number } = {}): Promise<ServerProcess> {
+export interface ServerProcessOptions {
+  bodyLimit?: number;
+  maxFileBytes?: number;
+  /** Requests per second per principal (`nexus serve --rate-limit`). */
+  rateLimit?: number;
+  /** Drop a request whose body stops arriving for this long (ms). */
+  bodyIdleTimeoutMs?: number;
+  /** false: make no admin key (a data directory that has one already). */
+  adminKey?: boolean;
+}
+
+/** A server on `dataDir`, which it first gives an admin key (`adminKey` in the result). */
+export async function startServerProcess(dataDir: string, opts: ServerProcessOptions = {}): Promise<ServerProcess> {
   const script = join(REPO, 'test', 'server', 'server-child.mjs');
-  const args = [script, dataDir, String(opts.bodyLimit ?? ''), String(opts.maxFileBytes ?? '')];
+  const args = [script, dataDir, JSON.stringify(opts)];
   const proc = spawn(process.execPath, args, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NEXUS_LOG_LEVEL: 'info' } });
   let err = '';
   proc.stderr!.setEncoding('utf8').on('data', (s: string) => (err += s));
@@ -47,9 +61,10 @@ export async function startServerProcess(dataDir: string, opts: { bodyLimit?: nu
     }),
     new Promise<never>((_, rej) => setTimeout(() => rej(new Error(`server process did not start in 15 s:\n${err}`)), 15_000).unref()),
   ]);
-  const info = JSON.parse(first) as { url: string; port: number; socketPath: string | null };
+  const info = JSON.parse(first) as { url: string; port: number; socketPath: string | null; adminKey: string | null };
   return {
     ...info,
+    adminKey: info.adminKey ?? '',
     proc,
     stderr: () => err,
     async stop() {
