@@ -375,7 +375,7 @@ export class ControlFiles {
       this.sessions.bind(caller.tid, null);
       return { session_id: null };
     }
-    await this.services.sessions.requireActive(id);
+    await this.services.sessions.requireActive(id, caller.ctx);
     this.sessions.bind(caller.tid, id);
     return { session_id: id };
   }

@@ -21,7 +21,7 @@ export class LocalApi implements Api {
   /** The caller's context for one call; a session id must name an active session. */
   private async ctx(c: CallContext): Promise<OpContext> {
     if (!c.sessionId) return this.base;
-    await this.services.sessions.requireActive(c.sessionId);
+    await this.services.sessions.requireActive(c.sessionId, this.base);
     return { ...this.base, sessionId: c.sessionId };
   }
 

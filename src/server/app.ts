@@ -417,7 +417,7 @@ function routes(api: FastifyInstance, services: Services, callers: WeakMap<Fasti
     const base = caller(req).ctx;
     const sessionId = sessionOf(req);
     if (!sessionId) return base;
-    await services.sessions.requireActive(sessionId);
+    await services.sessions.requireActive(sessionId, base);
     return { ...base, sessionId };
   };
 

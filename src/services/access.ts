@@ -53,7 +53,9 @@ export function parseSubject(subject: string): { subjectType: string; subjectId:
 export function parseDuration(text: string): number {
   const m = /^(\d+)([smhd])$/.exec(String(text).trim());
   if (!m) throw new NexusError('INVALID_ARGUMENT', `Durations look like 90d, 12h, 30m or 45s (got ${JSON.stringify(text)})`);
-  return Number(m[1]) * { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3 }[m[2] as 's' | 'm' | 'h' | 'd'];
+  const ms = Number(m[1]) * { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3 }[m[2] as 's' | 'm' | 'h' | 'd'];
+  if (!Number.isSafeInteger(ms) || ms > 100 * 365 * 86400e3) throw new NexusError('INVALID_ARGUMENT', `Durations go up to 100 years (got ${JSON.stringify(text)})`);
+  return ms;
 }
 
 const hashSecret = (secret: string) => createHash('sha256').update(secret).digest();

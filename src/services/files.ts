@@ -29,19 +29,34 @@ export class FileService {
    * written and on where it really leads (symlinks followed; for a path that
    * does not exist yet, its parent's real path). Returns the normalized path.
    */
-  async guard(path: string, ctx: OpContext, need: Relation): Promise<string> {
+  async guard(path: string, ctx: OpContext, need: Relation, opts: { followLast?: boolean } = {}): Promise<string> {
     const p = normalizePath(path);
     if (!ctx.access || ctx.access.isAdmin) return p;
     this.access.require(ctx, p, need);
-    let real: string;
-    try {
-      real = await this.engine.realpath(p, ctx);
-    } catch (e) {
-      if (!(e instanceof NexusError) || e.code !== 'NOT_FOUND' || p === '/') throw e;
-      const parent = await this.engine.realpath(dirname(p), ctx).catch(() => dirname(p));
-      real = `${parent === '/' ? '' : parent}/${p.slice(p.lastIndexOf('/') + 1)}`;
-    }
+    const real = await this.realpathOf(p, ctx, opts.followLast ?? true);
     if (real !== p) this.access.require(ctx, real, need);
+    return p;
+  }
+
+  /**
+   * Where a path really leads: the nearest existing ancestor's realpath with
+   * the missing rest appended (so `mkdir -p` through a link is seen for what
+   * it is). `followLast: false` for operations on the name itself (unlink,
+   * rename): a link is removed or moved, never its target.
+   */
+  private async realpathOf(p: string, ctx: OpContext, followLast: boolean): Promise<string> {
+    const parts = p.split('/').filter(Boolean);
+    const last = followLast ? [] : parts.splice(-1);
+    for (let keep = parts.length; keep >= 0; keep--) {
+      const head = '/' + parts.slice(0, keep).join('/');
+      try {
+        const real = await this.engine.realpath(head, ctx);
+        const rest = [...parts.slice(keep), ...last];
+        return rest.length ? `${real === '/' ? '' : real}/${rest.join('/')}` : real;
+      } catch (e) {
+        if (!(e instanceof NexusError) || e.code !== 'NOT_FOUND') throw e;
+      }
+    }
     return p;
   }
 
@@ -78,8 +93,8 @@ export class FileService {
   }
 
   async rename(from: string, to: string, ctx: OpContext): Promise<void> {
-    const src = await this.guard(from, ctx, 'editor');
-    const dst = await this.guard(to, ctx, 'editor');
+    const src = await this.guard(from, ctx, 'editor', { followLast: false });
+    const dst = await this.guard(to, ctx, 'editor', { followLast: false });
     refuseReserved(src);
     refuseReserved(dst);
     await this.engine.rename(src, dst, ctx);
@@ -87,7 +102,7 @@ export class FileService {
 
   /** Delete a file or symlink; a directory needs `recursive` unless it is empty. */
   async delete(path: string, ctx: OpContext, opts: { recursive?: boolean } = {}): Promise<void> {
-    const p = await this.guard(path, ctx, 'editor');
+    const p = await this.guard(path, ctx, 'editor', { followLast: false });
     const st = await this.engine.getattr(p, ctx);
     if (!isDir(st.mode)) return this.engine.unlink(p, ctx);
     if (opts.recursive) {

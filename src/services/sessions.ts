@@ -67,9 +67,9 @@ export class SessionService {
     return toSession(rec);
   }
 
-  /** A session that exists and has not ended: writes may be tagged with it. */
-  async requireActive(sessionId: string): Promise<Session> {
-    const s = await this.get(sessionId);
+  /** A session that exists, has not ended, and is the caller's: writes may be tagged with it. */
+  async requireActive(sessionId: string, ctx: OpContext): Promise<Session> {
+    const s = await this.getFor(sessionId, ctx);
     if (s.ended_at !== null) throw new NexusError('INVALID_ARGUMENT', `Session ${sessionId} has ended`);
     return s;
   }

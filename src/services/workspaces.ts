@@ -57,9 +57,19 @@ export class WorkspaceService {
   }
 }
 
+const METADATA_MAX_DEPTH = 64;
+
 export function checkMetadata(metadata: unknown): asserts metadata is Record<string, unknown> {
   if (metadata === null || typeof metadata !== 'object' || Array.isArray(metadata)) {
     throw new NexusError('INVALID_ARGUMENT', 'metadata must be a JSON object');
+  }
+  // Depth first (iteratively): a deeply nested value would overflow JSON.stringify's stack.
+  const stack: [unknown, number][] = [[metadata, 1]];
+  while (stack.length) {
+    const [v, depth] = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    if (depth > METADATA_MAX_DEPTH) throw new NexusError('INVALID_ARGUMENT', `metadata is nested deeper than ${METADATA_MAX_DEPTH} levels`);
+    for (const child of Object.values(v)) stack.push([child, depth + 1]);
   }
   if (JSON.stringify(metadata).length > 64 * 1024) throw new NexusError('INVALID_ARGUMENT', 'metadata is larger than 64 KiB');
 }
