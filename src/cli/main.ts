@@ -4,10 +4,10 @@ import { hideBin } from 'yargs/helpers';
 import { readFileSync } from 'node:fs';
 import { defaultDataDir, openDataDir, readLock } from '../engine/data-dir.js';
 import { failAndExit, printJson, printTable } from './output.js';
-import { mountCommand, unmountCommand } from './mount-commands.js';
-import { readDaemonInfo } from '../fuse/daemon.js';
+// The FUSE daemon and the HTTP server load only for the commands that need them (CLI start-up time).
+import type { MountArgs } from './mount-commands.js';
 import { fileCommands, keyCommands, maintenanceCommands, rebacCommands, sessionCommands, workspaceCommands } from './data-commands.js';
-import { serveCommand, type ServeArgs } from './serve-command.js';
+import type { ServeArgs } from './serve-command.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -25,6 +25,7 @@ function common<T>(y: Argv<T>) {
 async function status(a: Common): Promise<void> {
   const owner = await readLock(a.dataDir);
   if (owner) {
+    const { readDaemonInfo } = await import('../fuse/daemon.js');
     const daemon = await readDaemonInfo(a.dataDir);
     const s = { dataDir: a.dataDir, servedBy: { pid: owner.pid, role: owner.role }, mounts: daemon ? [daemon.mountpoint] : [] };
     if (a.json) printJson(s);
@@ -65,16 +66,16 @@ export async function main(argv: string[]): Promise<void> {
         .option('nonempty', { type: 'boolean', default: false, describe: 'Allow mounting over a non-empty directory' })
         .option('allow-other', { type: 'boolean', describe: 'Let other users use the mount (default: when run as root)' })
         .option('api-key', { type: 'string', describe: 'Act as this API key: its grants limit the mount (EACCES elsewhere)' }),
-      (a) => mountCommand(a as unknown as Parameters<typeof mountCommand>[0]))
+      async (a) => (await import('./mount-commands.js')).mountCommand(a as unknown as MountArgs))
     .command('unmount <dir>', 'Commit pending writes and unmount <dir>', (y) =>
       y.positional('dir', { type: 'string', demandOption: true }),
-      (a) => unmountCommand({ dir: a.dir as string }))
+      async (a) => (await import('./mount-commands.js')).unmountCommand({ dir: a.dir as string }))
     .command('serve', 'Serve the HTTP API over a data directory', (y) => common(y)
         .option('host', { type: 'string', default: '127.0.0.1', describe: 'Address to listen on' })
         .option('port', { type: 'number', default: 8080, describe: 'TCP port' })
         .option('rate-limit', { type: 'number', describe: 'Requests per second per API key (default: unlimited)' })
         .option('body-limit', { type: 'number', describe: 'Largest JSON request body in bytes (default 1 MiB)' }),
-      (a) => serveCommand(a as unknown as ServeArgs))
+      async (a) => (await import('./serve-command.js')).serveCommand(a as unknown as ServeArgs))
     .command('workspace', 'Workspaces and their snapshots: create|list|info|delete|snapshot|snapshots|diff|restore', (y) => workspaceCommands(y))
     .command('session', 'Agent sessions: create|list|show|end|files|diff|revert', (y) => sessionCommands(y))
     .command('key', 'API keys: create|list|revoke', (y) => keyCommands(y))
