@@ -176,10 +176,10 @@ function procStatus(pid: number, field: string): number | undefined {
   }
 }
 
-/** user+system CPU seconds of a process so far. */
-function procCpu(pid: number): number {
+/** user+system CPU seconds of a process so far (all its threads), or of its main thread (`mainThread`). */
+function procCpu(pid: number, mainThread = false): number {
   try {
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = readFileSync(mainThread ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8');
     const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
     // utime, stime are fields 14 and 15 (1-based), i.e. 11 and 12 after "pid (comm) ".
     return (Number(rest[11]) + Number(rest[12])) / 100;
@@ -477,14 +477,14 @@ async function main(): Promise<void> {
     await runPhase(w, WARMUP_S, WRITE_SHARE, undefined);
 
     // ------------------------------------------------------------ mixed
-    const cpu0 = { server: procCpu(pid), client: process.cpuUsage(), machine: machineBusy() };
+    const cpu0 = { server: procCpu(pid), main: procCpu(pid, true), client: process.cpuUsage(), machine: machineBusy() };
     const mixed = new Stats();
     const mixedSecs = await runPhase(w, MIXED_S, WRITE_SHARE, mixed);
-    const cpu1 = { server: procCpu(pid), client: process.cpuUsage(cpu0.client), machine: machineBusy() };
+    const cpu1 = { server: procCpu(pid), main: procCpu(pid, true), client: process.cpuUsage(cpu0.client), machine: machineBusy() };
     // ------------------------------------------------------------ reads only
     const reads = new Stats();
     const readSecs = await runPhase(w, READ_S, 0, reads);
-    const cpu2 = { server: procCpu(pid), client: process.cpuUsage(), machine: machineBusy() };
+    const cpu2 = { server: procCpu(pid), main: procCpu(pid, true), client: process.cpuUsage(), machine: machineBusy() };
 
     const mr = mixed.lat.read ?? [];
     const mw = mixed.lat.write ?? [];
@@ -503,11 +503,13 @@ async function main(): Promise<void> {
     const clientCpuMixed = (cpu1.client.user + cpu1.client.system) / 1e6;
     const clientCpuRead = (cpu2.client.user + cpu2.client.system - cpu0.client.user - cpu0.client.system) / 1e6 - clientCpuMixed;
     // Server CPU per request is the figure least disturbed by whatever else runs on the machine.
-    const cpuLine = (phase: string, secs: number, n: number, server: number, client: number, machine: number) =>
-      `  CPU, ${phase}: server ${fmt((server / secs) * 100)}% of a core (${fmt((server / n) * 1e6)} us/request), clients ${fmt((client / secs) * 100)}%, ` +
-      `other processes on the machine ${fmt((Math.max(0, machine - server - client) / secs) * 100)}% (of ${cpus().length * 100}%)`;
-    console.log(cpuLine('mixed phase', mixedSecs, mr.length + mw.length, cpu1.server - cpu0.server, clientCpuMixed, cpu1.machine - cpu0.machine));
-    console.log(cpuLine('read phase ', readSecs, rr.length, cpu2.server - cpu1.server, clientCpuRead, cpu2.machine - cpu1.machine));
+    // The server's main thread is its bottleneck: its CPU per request bounds the rate whatever else runs.
+    const cpuLine = (phase: string, secs: number, n: number, server: number, main: number, client: number, machine: number) =>
+      `  CPU, ${phase}: server ${fmt((server / secs) * 100)}% of a core (${fmt((server / n) * 1e6)} us/request; ` +
+      `main thread ${fmt((main / n) * 1e6)} us/request, so at most ~${fmt(n / main)} req/s), clients ${fmt((client / secs) * 100)}%, ` +
+      `other processes ${fmt((Math.max(0, machine - server - client) / secs) * 100)}% (of ${cpus().length * 100}%)`;
+    console.log(cpuLine('mixed phase', mixedSecs, mr.length + mw.length, cpu1.server - cpu0.server, cpu1.main - cpu0.main, clientCpuMixed, cpu1.machine - cpu0.machine));
+    console.log(cpuLine('read phase ', readSecs, rr.length, cpu2.server - cpu1.server, cpu2.main - cpu1.main, clientCpuRead, cpu2.machine - cpu1.machine));
     console.log(`  connections opened by the load's client: ${w.client.connections} (keep-alive)`);
     console.log(`  GETs whose bytes differed from the file's content: ${badReads}`);
 
