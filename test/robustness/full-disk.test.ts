@@ -1,0 +1,162 @@
+/**
+ * Robustness: a full disk. The data directory lives on a 64 MiB tmpfs this
+ * test mounts itself (root only). Writing until the disk is full must fail
+ * with ENOSPC (not EIO, not a dead daemon, not a silent loss), data written
+ * before stays readable, `nexus fsck` says consistent, and once files are
+ * deleted (and their blobs collected) space returns and writes succeed again.
+ */
+import { describe, it, expect } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, statfsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll } from 'vitest';
+import { expectNoMountsLeft, fuseAvailable, isMounted, isRoot, remount, startMount, type TestMount } from '../helpers/mount.js';
+import { bugLines, expectCanaries, expectFsckConsistent, expectServing, nexus, py, sh, writeCanaries } from '../helpers/robust-util.js';
+
+const MiB = 1024 * 1024;
+
+/** Fill files of `fileMiB` MiB of incompressible data, fsync each; stop at the first error. */
+const FILL = `
+import os, sys, errno, json
+d, prefix, file_mib, max_files = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+os.chdir(d)
+done, err = [], None
+for i in range(max_files):
+    name = '%s%03d' % (prefix, i)
+    stage = 'open'
+    try:
+        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            stage = 'write'
+            for k in range(file_mib * 4):
+                mv = memoryview(os.urandom(256 * 1024))
+                while mv: mv = mv[os.write(fd, mv):]
+            stage = 'fsync'
+            os.fsync(fd)
+        finally:
+            stage_close = stage
+            stage = 'close'
+            os.close(fd)
+            stage = stage_close
+        done.append(name)
+    except OSError as e:
+        err = {'file': name, 'stage': stage, 'errno': errno.errorcode.get(e.errno, e.errno)}
+        break
+print(json.dumps({'done': done, 'err': err}))
+`;
+
+describe.skipIf(!fuseAvailable || !isRoot)('robustness: a full disk', () => {
+  afterAll(() => expectNoMountsLeft());
+
+  it('writes fail with ENOSPC, earlier data stays readable, fsck is consistent, and space comes back after deletes', async () => {
+    const tmpfsDir = mkdtempSync(join(tmpdir(), 'nexus-fulldisk-'));
+    let m: TestMount | undefined;
+    try {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64m', 'tmpfs', tmpfsDir]);
+      m = await startMount({ dataDir: join(tmpfsDir, 'data') });
+      const mp = m.mountpoint;
+
+      // Data written before the disk fills.
+      const canaries = await writeCanaries(mp, [100, 50_000, 300_000, 3 * MiB + 7]);
+      const free0 = statfsSync(tmpfsDir);
+      console.log(`tmpfs: ${(free0.bavail * free0.bsize) / MiB} MiB free after the canaries`);
+
+      // 1. Fill with 4 MiB files until something refuses.
+      const fill = await py(mp, FILL, { args: ['fill', '4', '40'], timeoutMs: 240_000 });
+      expect(fill.stderr).toBe('');
+      const r = JSON.parse(fill.stdout) as { done: string[]; err: { file: string; stage: string; errno: string } | null };
+      console.log(`filled ${r.done.length} x 4 MiB, then: ${JSON.stringify(r.err)}`);
+      expect(r.err, 'the disk never filled').not.toBeNull();
+      expect(r.done.length).toBeGreaterThan(3);
+      expect(m.child.exitCode, `daemon died: ${m.output().slice(-3000)}`).toBeNull();
+      // Soft from here on: every property is checked and reported, not just the first that fails.
+      expect.soft(r.err!.errno, `first failure: ${JSON.stringify(r.err)}`).toBe('ENOSPC');
+
+      // dd says so too, and small writes (the in-memory path) fail the same way.
+      const dd = await sh(mp, 'dd if=/dev/urandom of=dd-fill bs=1M count=64 conv=fsync 2>&1');
+      expect.soft(dd.code).not.toBe(0);
+      expect.soft(dd.stdout, 'dd on the full disk').toMatch(/No space left on device/);
+      const small = await py(mp, `
+import os, errno
+res = []
+for i in range(20):
+    try:
+        with open('small%02d' % i, 'wb') as f:
+            f.write(os.urandom(100_000)); f.flush(); os.fsync(f.fileno())
+        res.append('OK')
+    except OSError as e:
+        res.append(errno.errorcode.get(e.errno, e.errno))
+print(' '.join(res))
+`);
+      expect(small.stderr).toBe('');
+      const smallResults = small.stdout.trim().split(' ');
+      console.log(`dd: ${dd.stdout.trim().split('\n')[0]}; 100 KB writes on the full disk: ${small.stdout.trim()}`);
+      expect.soft(smallResults.filter((x) => x !== 'OK' && x !== 'ENOSPC'), 'small writes failing with something else than ENOSPC').toEqual([]);
+      expect.soft(smallResults).toContain('ENOSPC');
+      expect(m.child.exitCode, `daemon died: ${m.output().slice(-3000)}`).toBeNull();
+
+      // 2. Everything written before (and every fill file that fsynced) reads back.
+      await expectCanaries(mp, canaries);
+      const sizes = await py(mp, `
+import os
+print(' '.join(str(os.stat(n).st_size) for n in ${JSON.stringify(r.done)}))
+with open('${r.done[0]}', 'rb') as f: print(len(f.read()))
+`);
+      expect(sizes.stderr).toBe('');
+      const [statLine, readLine] = sizes.stdout.trim().split('\n');
+      expect(statLine!.split(' ').every((x) => x === String(4 * MiB))).toBe(true);
+      expect(readLine).toBe(String(4 * MiB));
+
+      // 3. fsck on the full disk: consistent.
+      await expectFsckConsistent(m.dataDir);
+
+      // 4. Delete the fill; space comes back (after gc, which reclaims the blobs), and writes succeed.
+      const rm = await sh(mp, 'rm -f fill* dd-fill small*');
+      console.log(`rm on the full disk: exit ${rm.code} ${rm.stderr.split('\n').slice(0, 3).join(' | ')}`);
+      expect.soft(rm.code, `rm on the full disk: ${rm.stderr}`).toBe(0);
+      let again = await py(mp, FILL, { args: ['again', '4', '3'], timeoutMs: 120_000 });
+      let parsed = JSON.parse(again.stdout) as typeof r;
+      let neededGc = false;
+      if (parsed.err) {
+        neededGc = true;
+        const gc = await nexus(['gc', '--data-dir', m.dataDir, '--keep-age', '0s', '--keep-versions', '1', '--json'], { timeoutMs: 120_000 });
+        console.log(`first rewrite: ${JSON.stringify(parsed.err)}; gc: exit ${gc.code} ${gc.stdout.replace(/\s+/g, ' ')} ${gc.stderr.trim()}`);
+        expect.soft(gc.code).toBe(0);
+        await sh(mp, 'rm -f again*');
+        again = await py(mp, FILL, { args: ['again', '4', '3'], timeoutMs: 120_000 });
+        parsed = JSON.parse(again.stdout) as typeof r;
+      }
+      const free1 = statfsSync(tmpfsDir);
+      console.log(`after deletes${neededGc ? ' and gc' : ''}: ${(free1.bavail * free1.bsize) / MiB} MiB free; rewrite: ${JSON.stringify(parsed)}`);
+      expect.soft(parsed.err, 'writing after deleting files').toBeNull();
+      expect.soft(parsed.done).toHaveLength(3);
+      await expectCanaries(mp, canaries);
+      expect.soft(m.child.exitCode, `daemon died: ${m.output().slice(-3000)}`).toBeNull();
+      await expectFsckConsistent(m.dataDir);
+      expect.soft(await bugLines(m), 'daemon log').toEqual([]);
+
+      // 5. It shuts down cleanly.
+      await m.stop();
+      expect.soft(m.child.exitCode, `daemon exit on unmount: ${m.output().slice(-1500)}`).toBe(0);
+
+      // 6. Nothing was lost: with room again (the tmpfs grown to 256 MiB) a new
+      //    daemon recovers whatever was pending, and everything reads back.
+      execFileSync('mount', ['-o', 'remount,size=256m', tmpfsDir]);
+      m = await remount(m);
+      await expectCanaries(mp, canaries);
+      const after = await py(mp, `
+import os, json
+print(json.dumps({n: os.stat(n).st_size for n in ${JSON.stringify(r.done)}}))
+`);
+      expect.soft(JSON.parse(after.stdout || '{}'), 'fill files that fsynced, after recovery').toEqual(Object.fromEntries(r.done.map((n) => [n, 4 * MiB])));
+      await expectServing(m, 'after recovery');
+      await expectFsckConsistent(m.dataDir);
+      expect.soft(await bugLines(m), 'daemon log after recovery').toEqual([]);
+    } finally {
+      await m?.cleanup();
+      if (isMounted(tmpfsDir)) execFileSync('umount', [tmpfsDir]);
+      rmSync(tmpfsDir, { recursive: true, force: true });
+    }
+  }, 420_000);
+});
