@@ -5,6 +5,8 @@
  */
 import type { BlobId, BlobStore } from '../blobs/blob-store.js';
 
+const SMALL_BLOB = 256 * 1024;
+
 export class ChunkReader {
   private readonly cache = new Map<BlobId, Buffer>();
   private cachedBytes = 0;
@@ -22,14 +24,28 @@ export class ChunkReader {
   }
 
   /** Copy `[offset, offset+length)` of a blob into `out` at `outOffset`; returns bytes copied. */
-  async readInto(id: BlobId, offset: number, length: number, out: Buffer, outOffset: number): Promise<number> {
+  async readInto(id: BlobId, offset: number, length: number, out: Buffer, outOffset: number, blobLen?: number): Promise<number> {
     const hit = this.cache.get(id);
     if (hit) {
       this.cache.delete(id);
       this.cache.set(id, hit); // LRU: move to the back
       return hit.copy(out, outOffset, offset, offset + length);
     }
-    if (this.verified.has(id)) return this.blobs.readInto(id, offset, out, outOffset, length);
+    if (this.verified.has(id)) {
+      // Small blobs (whole small files) are kept whole: many readers of many
+      // small files would otherwise open, read and close one each time.
+      if (blobLen !== undefined && blobLen <= SMALL_BLOB && !(offset === 0 && length >= blobLen)) {
+        const whole = await this.blobs.get(id, { offset: 0, length: blobLen });
+        this.remember(id, whole);
+        return whole.copy(out, outOffset, offset, offset + length);
+      }
+      if (blobLen !== undefined && blobLen <= SMALL_BLOB) {
+        const n = await this.blobs.readInto(id, offset, out, outOffset, length);
+        this.remember(id, Buffer.from(out.subarray(outOffset, outOffset + n)));
+        return n;
+      }
+      return this.blobs.readInto(id, offset, out, outOffset, length);
+    }
     const whole = await this.blobs.get(id); // verified against its id
     this.markVerified(id);
     this.remember(id, whole);

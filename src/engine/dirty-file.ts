@@ -81,7 +81,7 @@ export async function readCommitted(
     const to = Math.min(end, limit, cs + ref.len);
     if (from >= to) continue;
     if (from > filled) out.fill(0, outOffset + filled - offset, outOffset + from - offset);
-    const n = await reader.readInto(ref.id, from - cs, to - from, out, outOffset + from - offset);
+    const n = await reader.readInto(ref.id, from - cs, to - from, out, outOffset + from - offset, ref.len);
     // A blob shorter than its recorded length is damage, not a hole.
     if (n !== to - from) throw new NexusError('CORRUPT', `Blob ${ref.id} is shorter than recorded`, { blob: ref.id });
     filled = to;

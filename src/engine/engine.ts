@@ -284,24 +284,36 @@ export class Engine {
    */
   async realpath(path: string, ctx: OpContext): Promise<string> {
     let todo = splitPath(path);
+    // One pass: the inodes along the canonical path, so each step is one lookup.
     const out: string[] = [];
+    const inodes: Inode[] = [await this.mustInode(ROOT_INO)];
     let links = 0;
     while (todo.length) {
       const part = todo.shift()!;
       if (part === '..') {
-        out.pop();
+        if (out.length) {
+          out.pop();
+          inodes.pop();
+        }
         continue;
       }
-      const node = await this.resolve('/' + [...out, part].join('/'), ctx, false);
+      const dir = inodes[inodes.length - 1]!;
+      if (!isDir(dir.mode)) throw new NexusError('NOT_A_DIRECTORY', `Not a directory: /${out.join('/')}`);
+      requireAccess(dir, ctx.cred, X_OK, part);
+      const node = await this.meta.lookup(dir.ino, part);
+      if (!node) throw new NexusError('NOT_FOUND', `No such file or directory: /${[...out, part].join('/')}`);
       if (isLnk(node.mode)) {
         if (++links > MAX_SYMLINKS) throw new NexusError('SYMLINK_LOOP');
         const target = node.target ?? '';
-        const next = splitPath(target.startsWith('/') ? target : '/' + [...out, target].join('/'));
-        out.length = 0;
-        todo = [...next, ...todo];
+        if (target.startsWith('/')) {
+          out.length = 0;
+          inodes.length = 1;
+        }
+        todo = [...splitPath('/' + target), ...todo];
         continue;
       }
       out.push(part);
+      inodes.push(node);
     }
     return '/' + out.join('/');
   }

@@ -60,8 +60,34 @@ export function parseDuration(text: string): number {
 
 const hashSecret = (secret: string) => createHash('sha256').update(secret).digest();
 
+const CACHE_MS = 5000;
+
 export class AccessService {
+  /**
+   * Every request checks its key and its subject's grants. Both change only
+   * through this service (one process owns a data directory), so caching
+   * them is exact: any change clears the caches.
+   */
+  private readonly keyCache = new Map<string, { who: AccessIdentity; expiresAt: TimeNs | null; at: number }>();
+  private readonly grantCache = new Map<string, { grants: GrantRecord[]; at: number }>();
+
   constructor(private readonly store: AccessStore) {}
+
+  private changed(): void {
+    this.keyCache.clear();
+    this.grantCache.clear();
+  }
+
+  private grantsOf(who: AccessIdentity): GrantRecord[] {
+    const k = `${who.subjectType}:${who.subjectId}`;
+    const now = Date.now();
+    const hit = this.grantCache.get(k);
+    if (hit && now - hit.at < CACHE_MS) return hit.grants;
+    const grants = this.store.grantsOf(who.subjectType, who.subjectId);
+    if (this.grantCache.size > 10_000) this.grantCache.clear();
+    this.grantCache.set(k, { grants, at: now });
+    return grants;
+  }
 
   // ---------------------------------------------------------------- keys
 
@@ -90,11 +116,14 @@ export class AccessService {
   async revokeKey(keyId: string): Promise<void> {
     const id = keyId.startsWith('nx_') ? (KEY_RE.exec(keyId)?.[1] ?? keyId) : keyId;
     await this.store.revokeKey(id, nowNs());
+    this.changed();
   }
 
   /** Who holds this key. Unknown, malformed, revoked and expired keys all get the same answer. */
   authenticate(apiKey: string | undefined): AccessIdentity {
     const fail = () => new NexusError('UNAUTHENTICATED', 'Missing or invalid API key');
+    const cached = apiKey ? this.keyCache.get(apiKey) : undefined;
+    if (cached && Date.now() - cached.at < CACHE_MS && (cached.expiresAt === null || cached.expiresAt > nowNs())) return cached.who;
     const m = apiKey ? KEY_RE.exec(apiKey) : null;
     if (!m) throw fail();
     const rec = this.store.getKey(m[1]!);
@@ -102,7 +131,10 @@ export class AccessService {
     const want = rec ? Buffer.from(rec.keyHash, 'hex') : Buffer.alloc(32);
     const ok = timingSafeEqual(hashSecret(m[2]!), want) && rec !== undefined;
     if (!ok || !rec || rec.revokedAt !== null || (rec.expiresAt !== null && rec.expiresAt <= nowNs())) throw fail();
-    return { subjectType: rec.subjectType, subjectId: rec.subjectId, isAdmin: rec.isAdmin };
+    const who = { subjectType: rec.subjectType, subjectId: rec.subjectId, isAdmin: rec.isAdmin };
+    if (this.keyCache.size > 10_000) this.keyCache.clear();
+    this.keyCache.set(apiKey!, { who, expiresAt: rec.expiresAt, at: Date.now() });
+    return who;
   }
 
   // ---------------------------------------------------------------- grants
@@ -110,7 +142,7 @@ export class AccessService {
   /** The strongest relation `who` holds on `path` through any grant on it or a directory above it. */
   relationOn(who: AccessIdentity, path: string): Relation | null {
     let best: Relation | null = null;
-    for (const g of this.store.grantsOf(who.subjectType, who.subjectId)) {
+    for (const g of this.grantsOf(who)) {
       if (g.objectType !== 'file' || !isWithin(path, g.objectId)) continue;
       const r = g.relation as Relation;
       if (RANK[r] && (!best || RANK[r] > RANK[best])) best = r;
@@ -138,7 +170,7 @@ export class AccessService {
   canSee(ctx: OpContext, path: string): boolean {
     const who = ctx.access;
     if (!who || who.isAdmin) return true;
-    return this.store.grantsOf(who.subjectType, who.subjectId).some(
+    return this.grantsOf(who).some(
       (g) => g.objectType === 'file' && (isWithin(path, g.objectId) || isWithin(g.objectId, path)),
     );
   }
@@ -155,6 +187,7 @@ export class AccessService {
     else this.requireAdmin(ctx, 'granting on non-file objects');
     const at = nowNs();
     await this.store.addGrant(tuple, at);
+    this.changed();
     return toGrant({ ...tuple, createdAt: at });
   }
 
@@ -163,6 +196,7 @@ export class AccessService {
     if (tuple.objectType === 'file') this.require(ctx, tuple.objectId, 'owner');
     else this.requireAdmin(ctx, 'revoking grants on non-file objects');
     if (!(await this.store.deleteGrant(tuple))) throw new NexusError('NOT_FOUND', 'No such grant');
+    this.changed();
   }
 
   async listGrants(filter: { subjectType?: string; subjectId?: string; objectType?: string; objectId?: string }, ctx: OpContext): Promise<Grant[]> {
