@@ -95,7 +95,8 @@ export const invalid = (why: string) => new NexusError('INVALID_ARGUMENT', why);
 export function fromSystemError(e: unknown): NexusError {
   if (e instanceof NexusError) return e;
   const code = (e as NodeJS.ErrnoException | undefined)?.code;
-  if (code === 'ENOSPC' || code === 'EDQUOT') return new NexusError('NO_SPACE');
+  // SQLite reports a full disk as SQLITE_FULL (or an I/O error carrying ENOSPC).
+  if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'SQLITE_FULL') return new NexusError('NO_SPACE');
   if (code === 'EROFS') return new NexusError('READ_ONLY', 'Data directory is on a read-only file system');
   const err = new NexusError('INTERNAL', `Internal error: ${(e as Error)?.message ?? String(e)}`);
   err.cause = e;

@@ -73,7 +73,7 @@ export async function openDataDir(dataDir: string, opts: { role?: string } = {})
       rootUid: process.getuid?.() ?? 0,
       rootGid: process.getgid?.() ?? 0,
     });
-    const engine = new Engine(meta, blobs, { stagingDir, statfsPath: dataDir });
+    const engine = new Engine(meta, blobs, { stagingDir, statfsPath: dataDir, reservePath: join(dataDir, 'reserve') });
     await engine.recover();
     return {
       dataDir, engine, meta, blobs,

@@ -3,8 +3,8 @@
  * open-file table, dirty files and commits. Nothing here knows about FUSE,
  * HTTP or the CLI; callers pass an OpContext saying who is asking.
  */
-import { constants as fsc, promises as fsp } from 'node:fs';
-import { NexusError } from '../errors.js';
+import { constants as fsc, promises as fsp, existsSync, unlinkSync } from 'node:fs';
+import { NexusError, fromSystemError } from '../errors.js';
 import type { BlobId, BlobStore } from '../blobs/blob-store.js';
 import type { MetaStore } from '../meta/meta-store.js';
 import {
@@ -99,9 +99,16 @@ type Pending = DirtyFile | MemoryFile;
 const XATTR_NAME_MAX = 255;
 const XATTR_SIZE_MAX = 65536;
 const SYNC_INTERVAL_MS = 1000;
+const RESERVE_BYTES = 4 * 1024 * 1024;
 
 export interface EngineOptions {
   stagingDir: string;
+  /**
+   * A file of RESERVE_BYTES kept in the data directory and deleted the moment
+   * the disk is full, so metadata commits (an rm that frees space) still go
+   * through; it comes back once space does.
+   */
+  reservePath?: string;
   /** Where statfs reads free space from (the data directory). */
   statfsPath: string;
 }
@@ -133,7 +140,10 @@ export class Engine {
     private readonly opts: EngineOptions,
   ) {
     this.reader = new ChunkReader(blobs);
-    this.syncTimer = setInterval(() => void this.syncNow().catch((e) => this.log.error({ err: e }, 'background sync failed')), SYNC_INTERVAL_MS);
+    this.syncTimer = setInterval(() => {
+      void this.ensureReserve().catch(() => {});
+      void this.syncNow().catch((e) => this.log.error({ err: e }, 'background sync failed'));
+    }, SYNC_INTERVAL_MS);
     this.syncTimer.unref();
   }
 
@@ -175,6 +185,7 @@ export class Engine {
       this.dirty.delete(ino);
       recoveredFiles++;
     }
+    await this.ensureReserve().catch(() => {});
     const orphans = await this.meta.orphans();
     for (const ino of orphans) await this.meta.dropInode(ino);
     if (recoveredFiles || orphans.length) this.log.warn({ recoveredFiles, droppedOrphans: orphans.length }, 'recovered after an unclean shutdown');
@@ -228,14 +239,90 @@ export class Engine {
     await this.meta.close();
   }
 
+  /** Set by whoever composes the engine with garbage collection (services). */
+  private reclaimer: (() => Promise<unknown>) | undefined;
+  /** The disk filled up since the last reclaim. */
+  private full = false;
+
+  /**
+   * Deleting a file frees no space by itself (its blobs stay until garbage
+   * collection). After the disk filled up, a delete runs the collector, so
+   * space really comes back.
+   */
+  setReclaimer(fn: () => Promise<unknown>): void {
+    this.reclaimer = fn;
+  }
+
+  /** Note a full disk (any ENOSPC), then rethrow. */
+  private noteFull(e: unknown): never {
+    if (fromSystemError(e).code === 'NO_SPACE') this.full = true;
+    throw e;
+  }
+
+  /** While the disk is full, every delete collects garbage until there is room again. */
+  private async reclaimIfFull(): Promise<void> {
+    if (!this.full || !this.reclaimer) return;
+    try {
+      await this.reclaimer();
+    } catch (e) {
+      this.log.warn({ err: e }, 'reclaiming space failed');
+    }
+    const s = await fsp.statfs(this.opts.statfsPath);
+    if (s.bavail * s.bsize >= RESERVE_BYTES * 2) this.full = false;
+  }
+
+  /**
+   * Operations that free space must work on a full disk: on ENOSPC/SQLITE_FULL
+   * give back the reserve and try once more.
+   */
+  private async freeingSpace<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      if (fromSystemError(e).code !== 'NO_SPACE') throw e;
+      this.releaseReserve();
+      return fn();
+    }
+  }
+
+  /**
+   * The disk is full and an operation that frees space needs room to commit:
+   * give back the reserve (only then: writers would eat it otherwise).
+   */
+  releaseReserve(): void {
+    if (!this.opts.reservePath) return;
+    try {
+      unlinkSync(this.opts.reservePath);
+      this.log.warn('data directory is full: released the space reserve');
+    } catch {
+      // already gone
+    }
+  }
+
+  /** Keep the reserve file in place while there is room for it (and some). */
+  private async ensureReserve(): Promise<void> {
+    const path = this.opts.reservePath;
+    if (!path || existsSync(path)) return;
+    const s = await fsp.statfs(this.opts.statfsPath);
+    if (s.bavail * s.bsize < RESERVE_BYTES * 2) return;
+    await fsp.writeFile(path, Buffer.alloc(RESERVE_BYTES)).catch(() => fsp.rm(path, { force: true }));
+  }
+
   /** Make blobs durable, then let the metadata that names them reach the disk. */
   async syncNow(): Promise<void> {
     while (this.syncing) await this.syncing;
     if (!this.unsynced || this.closed) return;
     this.unsynced = false;
     this.syncing = (async () => {
-      await this.blobs.syncAll();
-      await this.meta.checkpoint();
+      try {
+        await this.blobs.syncAll();
+        await this.meta.checkpoint();
+      } catch (e) {
+        // A full disk: try again next time, once space is back.
+        if (fromSystemError(e).code !== 'NO_SPACE') throw e;
+        this.unsynced = true;
+        this.log.warn('data directory is full: checkpoint postponed');
+      }
     })();
     try {
       await this.syncing;
@@ -546,9 +633,10 @@ export class Engine {
     if (isDir(victim.mode)) throw new NexusError('IS_A_DIRECTORY', `Is a directory: ${path}`);
     if (mustBeDir) throw new NexusError('NOT_A_DIRECTORY', `Not a directory: ${path}`);
     requireMayDelete(parent, victim, ctx.cred, path);
-    const after = await this.meta.unlink(parent.ino, name, { dir: false }, nowNs());
+    const after = await this.freeingSpace(() => this.meta.unlink(parent.ino, name, { dir: false }, nowNs()));
     this.record(ctx, 'delete', victim.ino, path, { vidBefore: victim.vid });
     await this.maybeDrop(after);
+    await this.reclaimIfFull();
   }
 
   async rmdir(path: string, ctx: OpContext): Promise<void> {
@@ -558,7 +646,7 @@ export class Engine {
     if (!victim) throw new NexusError('NOT_FOUND', `No such file or directory: ${path}`);
     if (!isDir(victim.mode)) throw new NexusError('NOT_A_DIRECTORY', `Not a directory: ${path}`);
     requireMayDelete(parent, victim, ctx.cred, path);
-    const after = await this.meta.unlink(parent.ino, name, { dir: true }, nowNs());
+    const after = await this.freeingSpace(() => this.meta.unlink(parent.ino, name, { dir: true }, nowNs()));
     this.record(ctx, 'delete', victim.ino, path);
     await this.maybeDrop(after);
   }
@@ -575,7 +663,7 @@ export class Engine {
     if (existing && existing.ino !== moving.ino) requireMayDelete(dst.parent, existing, ctx.cred, to);
     // Moving a directory to a new parent rewrites its '..': needs write on it.
     if (isDir(moving.mode) && src.parent.ino !== dst.parent.ino) requireAccess(moving, ctx.cred, W_OK, from);
-    const result = await this.meta.rename(src.parent.ino, src.name, dst.parent.ino, dst.name, nowNs());
+    const result = await this.freeingSpace(() => this.meta.rename(src.parent.ino, src.name, dst.parent.ino, dst.name, nowNs()));
     if (result.replaced) this.record(ctx, 'delete', result.replaced.ino, to, { vidBefore: result.replaced.vid });
     this.record(ctx, 'rename', moving.ino, from, { path2: to });
     if (result.replaced) await this.maybeDrop(result.replaced);
@@ -592,7 +680,7 @@ export class Engine {
         this.dirty.delete(node.ino);
       }
       this.journal.settled(node.ino, Infinity);
-      await this.meta.dropInode(node.ino);
+      await this.freeingSpace(() => this.meta.dropInode(node.ino));
     });
   }
 
@@ -777,7 +865,7 @@ export class Engine {
       const at = h.append ? df.size : position;
       if (!Number.isSafeInteger(at + data.length)) throw new NexusError('FILE_TOO_BIG');
       if (df instanceof MemoryFile && !MemoryFile.fits(at + data.length)) df = await this.promote(h.ino);
-      const n = await df.write(at, data);
+      const n = await df.write(at, data).catch((e) => this.noteFull(e));
       df.mtimeNs = df.ctimeNs = nowNs();
       df.lastWriter = h.ctx;
       if (h.ctx.cred.uid !== 0) await this.clearPrivilegeBitsOnWrite(h.ino);
@@ -879,7 +967,7 @@ export class Engine {
     }
     // Shared with other commits, exclusive of a GC sweep: a blob this commit
     // finds already stored (dedup) cannot vanish before the metadata names it.
-    await this.commitGate.runShared(() => this.commitContentLocked(ino, df, opts));
+    await this.commitGate.runShared(() => this.commitContentLocked(ino, df, opts)).catch((e) => this.noteFull(e));
   }
 
   private async commitContentLocked(ino: number, df: Pending, opts: { durable: boolean }): Promise<void> {

@@ -6,7 +6,7 @@
 import { constants as osc } from 'node:os';
 import { constants as fsc } from 'node:fs';
 import Fuse from 'fuse-native';
-import { NexusError } from '../errors.js';
+import { NexusError, fromSystemError } from '../errors.js';
 import type { Stat, TimeSpec } from '../engine/engine.js';
 import type { Services } from '../services/services.js';
 import type { OpContext } from '../engine/credentials.js';
@@ -25,6 +25,11 @@ const READDIR_PAGE = 256;
 
 /** The one place errors become errno values. Unknown errors are bugs: logged loudly, EIO. */
 export function toErrno(e: unknown, op: string, path: string): number {
+  // Errors of the data directory itself (a full disk) have their own errno.
+  if (!(e instanceof NexusError)) {
+    const mapped = fromSystemError(e);
+    if (mapped.code !== 'INTERNAL') e = mapped;
+  }
   if (e instanceof NexusError) {
     if (e.code === 'INTERNAL' || e.code === 'CORRUPT') log.error({ err: e, op, path }, 'operation failed');
     else log.debug({ op, path, code: e.code }, 'operation refused');

@@ -278,8 +278,9 @@ export class ControlFiles {
     const h = this.handle(fh);
     if (h.node === 'snapfile') throw new NexusError('READ_ONLY', 'Snapshots are read-only');
     if (h.node !== 'ctl' && h.node !== 'session') throw new NexusError('PERMISSION_DENIED', 'Read-only control file');
-    const text = decodeCommand(data);
     try {
+      // A refused command (bad bytes, too long) is a result too: readable on this descriptor.
+      const text = decodeCommand(data);
       const result = h.node === 'ctl' ? await this.command(text, caller) : await this.bindSession(text, caller);
       h.data = Buffer.from(JSON.stringify({ ok: true, ...result }) + '\n');
     } catch (e) {

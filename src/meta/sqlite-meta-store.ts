@@ -387,20 +387,23 @@ export class SqliteMetaStore implements MetaStore {
   }
 
   /**
-   * Drop old content versions nothing needs: not a file's current content,
-   * not in any snapshot, not named by a session event younger than `keepAgeNs`
-   * (revert needs them), not among the newest `keepPerInode` of their file,
-   * and older than `keepAgeNs`. Returns how many went (or would go, dryRun).
+   * Drop content versions nothing needs: never a file's current content, one
+   * in a snapshot, or one a session event younger than `keepAgeNs` names
+   * (revert needs it); of the rest, those of deleted files, and those older
+   * than `keepAgeNs` beyond the newest `keepPerInode` of their file.
+   * Returns how many went (or would go, dryRun).
    */
   async pruneVersions(opts: { keepPerInode: number; keepAgeNs: bigint; nowNs: bigint; dryRun: boolean }): Promise<number> {
     const cutoff = opts.nowNs - opts.keepAgeNs;
+    // Old enough and beyond the newest N of a file, or the file is gone
+    // altogether (no one can reach those versions but a snapshot or a session).
     const where = `
-      created < @cutoff
+      (ino NOT IN (SELECT ino FROM inodes)
+       OR (created < @cutoff AND vid NOT IN (SELECT v2.vid FROM versions v2 WHERE v2.ino = versions.ino ORDER BY v2.vid DESC LIMIT @keep)))
       AND vid NOT IN (SELECT vid FROM inodes WHERE vid IS NOT NULL)
       AND vid NOT IN (SELECT vid FROM snapshot_entries WHERE vid IS NOT NULL)
       AND vid NOT IN (SELECT vid_before FROM events WHERE at >= @cutoff AND vid_before IS NOT NULL)
-      AND vid NOT IN (SELECT vid_after FROM events WHERE at >= @cutoff AND vid_after IS NOT NULL)
-      AND vid NOT IN (SELECT v2.vid FROM versions v2 WHERE v2.ino = versions.ino ORDER BY v2.vid DESC LIMIT @keep)`;
+      AND vid NOT IN (SELECT vid_after FROM events WHERE at >= @cutoff AND vid_after IS NOT NULL)`;
     const params = { cutoff, keep: opts.keepPerInode };
     if (opts.dryRun) return Number((this.db.prepare(`SELECT count(*) AS n FROM versions WHERE ${where}`).get(params) as Row).n);
     return this.db.prepare(`DELETE FROM versions WHERE ${where}`).run(params).changes;

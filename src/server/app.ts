@@ -12,7 +12,7 @@
  */
 import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { readFileSync } from 'node:fs';
-import { ERRORS, NexusError, isErrorCode, type ErrorCode } from '../errors.js';
+import { ERRORS, NexusError, fromSystemError, isErrorCode, type ErrorCode } from '../errors.js';
 import type { OpContext } from '../engine/credentials.js';
 import type { Services } from '../services/services.js';
 import { openReadStream, writeFromStream } from '../services/file-streams.js';
@@ -156,6 +156,9 @@ export function toNexusError(err: unknown): { error: NexusError; unexpected: boo
     if (fe.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') message = 'Unsupported Content-Type: request bodies are application/json (file content: any type)';
     return { error: new NexusError('INVALID_ARGUMENT', message, fe.code ? { reason: fe.code } : undefined), unexpected: false };
   }
+  // The data directory's own failures (a full disk) are not bugs.
+  const mapped = fromSystemError(err);
+  if (mapped.code !== 'INTERNAL') return { error: mapped, unexpected: false };
   const e = new NexusError('INTERNAL', `Internal error: ${(err as Error)?.message ?? String(err)}`);
   e.cause = err;
   return { error: e, unexpected: true };
