@@ -37,7 +37,15 @@ async function acquireLock(dataDir: string, role: string): Promise<() => Promise
   const mine: LockInfo = { pid: process.pid, start: processStartTime(process.pid) ?? '?', role };
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
-      await fsp.writeFile(path, JSON.stringify(mine), { flag: 'wx' });
+      // Whole or absent: written aside, then linked into place (link fails if
+      // the lock exists), so nobody ever reads a half-written lock as stale.
+      const tmp = `${path}.${process.pid}.tmp`;
+      await fsp.writeFile(tmp, JSON.stringify(mine));
+      try {
+        await fsp.link(tmp, path);
+      } finally {
+        await fsp.rm(tmp, { force: true });
+      }
       return async () => {
         const cur = await fsp.readFile(path, 'utf8').catch(() => '');
         if (cur === JSON.stringify(mine)) await fsp.rm(path, { force: true });

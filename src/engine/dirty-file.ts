@@ -361,7 +361,10 @@ export class DirtyFile {
 
   private async writeMeta(): Promise<void> {
     const meta: StagingMeta = { baseVid: this.baseVid, baseLimit: this.baseLimit, size: this.size };
-    await fsp.writeFile(this.metaPath, JSON.stringify(meta));
+    // Written aside and renamed: a kill mid-write never leaves a half meta file.
+    const tmp = `${this.metaPath}.tmp`;
+    await fsp.writeFile(tmp, JSON.stringify(meta));
+    await fsp.rename(tmp, this.metaPath);
     this.metaWritten = true;
   }
 }

@@ -164,7 +164,15 @@ export class Engine {
       }
       const ino = Number(m[1]);
       const e = byIno.get(ino) ?? { chunks: [] };
-      if (m[2] === 'meta') e.meta = JSON.parse(await fsp.readFile(`${this.opts.stagingDir}/${name}`, 'utf8')) as StagingMeta;
+      if (m[2] === 'meta') {
+        try {
+          e.meta = JSON.parse(await fsp.readFile(`${this.opts.stagingDir}/${name}`, 'utf8')) as StagingMeta;
+        } catch (err) {
+          // Unreadable (written by a version without atomic meta writes): the
+          // staged chunks alone still apply to the current version.
+          this.log.error({ err, file: name }, 'unreadable staging meta file ignored');
+        }
+      }
       else e.chunks.push(Number(m[2]));
       byIno.set(ino, e);
     }
@@ -900,7 +908,9 @@ export class Engine {
       return;
     }
     await this.locks.run(h.ino, async () => {
-      if (h.writable || left === 0) await this.commitLocked(h.ino, { durable: false });
+      // Commit when the last writer closes (or the last handle): committing while
+      // another handle is mid-rewrite would publish (and snapshot) a half-written file.
+      if ((h.writable && this.writersOf(h.ino) === 0) || left === 0) await this.commitLocked(h.ino, { durable: false });
       const df = this.dirty.get(h.ino);
       if (df && left === 0 && !df.modified) {
         await df.closeAll();

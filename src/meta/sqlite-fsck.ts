@@ -77,8 +77,15 @@ export class FsckOps {
     })();
   }
 
+  /**
+   * The top-most inodes cut off from the root (a detached directory, not each
+   * file inside it, so what moves to lost+found keeps its inner names).
+   */
   orphans(): number[] {
-    return (this.db.prepare(`${TREE} SELECT i.ino FROM inodes i WHERE i.nlink > 0 AND i.ino NOT IN (SELECT ino FROM reach)`).all() as Row[])
+    return (this.db.prepare(`${TREE},
+      lost(ino) AS (SELECT i.ino FROM inodes i WHERE i.ino NOT IN (SELECT ino FROM reach)
+                    AND (i.nlink > 0 OR EXISTS (SELECT 1 FROM dentries d WHERE d.ino = i.ino)))
+      SELECT ino FROM lost WHERE NOT EXISTS (SELECT 1 FROM dentries d WHERE d.ino = lost.ino AND d.parent IN (SELECT ino FROM lost))`).all() as Row[])
       .map((r) => Number(r.ino));
   }
 

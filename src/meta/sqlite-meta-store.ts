@@ -116,7 +116,8 @@ export class SqliteMetaStore implements MetaStore {
       getVersion: db.prepare('SELECT vid, ino, size, chunks, created, principal, session_id FROM versions WHERE vid = ?'),
       deleteInode: db.prepare('DELETE FROM inodes WHERE ino = ?'),
       deleteXattrsOf: db.prepare('DELETE FROM xattrs WHERE ino = ?'),
-      orphans: db.prepare('SELECT ino FROM inodes WHERE nlink = 0'),
+      // nlink 0 and no name left: a file deleted while open. (nlink 0 with a name is damage for fsck.)
+      orphans: db.prepare('SELECT ino FROM inodes i WHERE nlink = 0 AND NOT EXISTS (SELECT 1 FROM dentries d WHERE d.ino = i.ino)'),
       getXattr: db.prepare('SELECT value FROM xattrs WHERE ino = ? AND name = ?'),
       upsertXattr: db.prepare('INSERT INTO xattrs (ino, name, value) VALUES (?, ?, ?) ON CONFLICT (ino, name) DO UPDATE SET value = excluded.value'),
       listXattrs: db.prepare('SELECT name FROM xattrs WHERE ino = ? ORDER BY name'),

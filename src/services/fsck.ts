@@ -56,10 +56,12 @@ export async function fsck(
   if (opts.repair && (first.missing.length || first.corrupt.length || first.problems.length)) {
     if (!opts.engine) throw new Error('fsck --repair needs the engine');
     const engine = opts.engine;
+    // What is cut off from the root, found before counts change (a recount can zero a detached file's nlink).
+    const orphans = meta.fsck.orphans();
     meta.fsck.repairCounts();
     repaired.push('link counts recomputed; dangling entries and version references dropped');
     const lostFound = await engine.mkdir(LOST_FOUND, 0o700, ROOT_CONTEXT, { parents: true });
-    for (const ino of meta.fsck.orphans()) {
+    for (const ino of orphans) {
       if (ino === lostFound.ino) continue;
       meta.fsck.linkInto(lostFound.ino, ino, `#${ino}`);
       repaired.push(`unreachable inode ${ino} -> ${LOST_FOUND}/#${ino}`);

@@ -31,8 +31,24 @@ export interface GcReport {
 
 const BATCH = 256;
 
+/** One collection at a time per engine: a second run waits for the first. */
+const running = new WeakMap<Engine, Promise<unknown>>();
+
 export async function collectGarbage(
   engine: Engine, meta: MetaStore, blobs: BlobStore, opts: GcOptions = {}, onProgress?: (done: number, total: number) => void,
+): Promise<GcReport> {
+  for (let prev = running.get(engine); prev; prev = running.get(engine)) await prev.catch(() => {});
+  const run = collectGarbageNow(engine, meta, blobs, opts, onProgress);
+  running.set(engine, run);
+  try {
+    return await run;
+  } finally {
+    if (running.get(engine) === run) running.delete(engine);
+  }
+}
+
+async function collectGarbageNow(
+  engine: Engine, meta: MetaStore, blobs: BlobStore, opts: GcOptions, onProgress?: (done: number, total: number) => void,
 ): Promise<GcReport> {
   const dryRun = !!opts.dryRun;
   const keepVersions = opts.keepVersions ?? 10;
