@@ -25,7 +25,7 @@ export async function mountCommand(a: MountArgs): Promise<void> {
   if (a.foreground) return runForeground({ ...a, dataDir, dir: mountpoint });
   // Fail fast in the parent with the same one-line errors the daemon would give.
   const { cleanedStale } = await preflight({ mountpoint, dataDir, nonempty: a.nonempty });
-  if (cleanedStale) process.stderr.write(`nexus: cleaned a stale mount at ${mountpoint} (its daemon had died)\n`);
+  if (cleanedStale) process.stdout.write(`cleaned a stale mount at ${mountpoint} (its daemon had died)\n`);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const logFd = openSync(join(dataDir, 'daemon.log'), 'a');
   const bin = fileURLToPath(new URL('../../../bin/nexus', import.meta.url));
