@@ -5,18 +5,24 @@
  *   node scripts/differential.mjs --seed 7 --ops 2000          one long seed
  *   node scripts/differential.mjs --seed 1 --seeds 20 --ops 500 seeds 1..20
  *   node scripts/differential.mjs --replay /tmp/differential-seed-7.json
+ *   node scripts/differential.mjs --replay saved.json --minimize    shrink a saved sequence
  *
  * Options: --no-shrink, --shrink-budget <seconds> (default 600),
  * --out <dir> (where shortest sequences are saved, default the OS temp dir),
- * --verbose (print every op), --stats (outcome counts per op), --avoid restore-open,unlink-open (exploration
+ * --verbose (print every op), --stats (outcome counts per op),
+ * --fresh-mounts (shrink on a new mount per candidate, not a fresh run
+ * directory of one mount), --compare-probability P (compare trees after a step with probability P
+ * only; results are always compared: the comparison reads through the mount
+ * and can mask stale-cache bugs), --avoid restore-open,unlink-open,links (exploration
  * only: step around known bugs to find others; see Generator in
  * test/helpers/diff-core.mjs). Build first (npx tsc -p tsconfig.json): the
  * daemon runs from dist/. Exit status 1 when any seed fails.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { parseArgs } from 'node:util';
-import { Lab, checkSeed, formatReport, formatStats, formatFailure, formatOps, replay } from '../test/helpers/diff-core.mjs';
+import { Lab, checkSeed, formatReport, formatStats, formatFailure, formatOps, replay, shrink } from '../test/helpers/diff-core.mjs';
 import { fuseAvailable } from '../test/helpers/diff-mount.mjs';
 
 const { values: a } = parseArgs({
@@ -30,6 +36,9 @@ const { values: a } = parseArgs({
     out: { type: 'string', default: tmpdir() },
     verbose: { type: 'boolean', default: false },
     stats: { type: 'boolean', default: false },
+    minimize: { type: 'boolean', default: false },
+    'compare-probability': { type: 'string', default: '1' },
+    'fresh-mounts': { type: 'boolean', default: false },
     avoid: { type: 'string', default: '' },
   },
 });
@@ -56,6 +65,12 @@ try {
     if (f) {
       failed++;
       console.log(`FAILED\n${formatFailure(f)}`);
+      if (a.minimize) {
+        const s = await shrink(lab, ops, f, { budgetMs: Number(a['shrink-budget']) * 1000, log, freshMounts: a['fresh-mounts'] });
+        const file = join(a.out, `differential-minimized-${Date.now()}.json`);
+        writeFileSync(file, JSON.stringify(s.ops, null, 1));
+        console.log(`shortest failing sequence (${s.ops.length} ops; ${s.replays} replays${s.timedOut ? ', budget ran out' : ''}):\n${formatOps(s.ops)}\n${formatFailure(s.failure)}\nsaved to ${file}`);
+      }
     } else console.log('replay passed');
   } else {
     const first = a.seed !== undefined ? Number(a.seed) : Math.floor(Math.random() * 2 ** 31);
@@ -63,7 +78,7 @@ try {
     const nops = Number(a.ops);
     for (let s = first; s < first + nseeds; s++) {
       const r = await checkSeed(lab, s, nops, {
-        log, onStep, generator: { avoid: a.avoid.split(',').filter(Boolean) }, shrink: !a['no-shrink'], shrinkBudgetMs: Number(a['shrink-budget']) * 1000, saveDir: a.out,
+        log, onStep, freshMounts: a['fresh-mounts'], compareProbability: Number(a['compare-probability']), generator: { avoid: a.avoid.split(',').filter(Boolean) }, shrink: !a['no-shrink'], shrinkBudgetMs: Number(a['shrink-budget']) * 1000, saveDir: a.out,
       });
       console.log(formatReport(r));
       if (a.verbose || a.stats) console.log(`  outcomes: ${formatStats(r.stats)}`);

@@ -69,6 +69,15 @@ export interface RunOptions {
   shrinkBudgetMs?: number;
   saveDir?: string;
   freshMount?: boolean;
+  /** checkSeed/shrink: replay every shrinking candidate on a brand-new mount (slower; default: a fresh run directory). */
+  freshMounts?: boolean;
+  /**
+   * Random runs: compare trees and descriptors after a step with this
+   * probability only (default 1: every step); skipped steps are marked
+   * `nocheck` in the ops. The comparison itself reads through the mount and
+   * can hide stale-cache bugs, which sparse runs find.
+   */
+  compareProbability?: number;
   /** replay(): compare trees only after ops for which this is true (and at the end). */
   stateAfter?: (op: Op) => boolean;
 }

@@ -149,11 +149,12 @@ with open('${r.done[0]}', 'rb') as f: print(len(f.read()))
       execFileSync('mount', ['-o', 'remount,size=256m', tmpfsDir]);
       m = await remount(m);
       await expectCanaries(mp, canaries);
+      // ... and so do the files written after the deletes.
       const after = await py(mp, `
 import os, json
-print(json.dumps({n: os.stat(n).st_size for n in ${JSON.stringify(r.done)}}))
+print(json.dumps({n: os.stat(n).st_size for n in ${JSON.stringify(again2.done)}}))
 `);
-      expect.soft(JSON.parse(after.stdout || '{}'), 'fill files that fsynced, after recovery').toEqual(Object.fromEntries(r.done.map((n) => [n, 4 * MiB])));
+      expect.soft(JSON.parse(after.stdout || '{}'), 'files written after the deletes, after a restart').toEqual(Object.fromEntries(again2.done.map((n) => [n, 4 * MiB])));
       await expectServing(m, 'after recovery');
       await expectFsckConsistent(m.dataDir);
       expect.soft(await bugLines(m), 'daemon log after recovery').toEqual([]);
@@ -163,4 +164,60 @@ print(json.dumps({n: os.stat(n).st_size for n in ${JSON.stringify(r.done)}}))
       rmSync(tmpfsDir, { recursive: true, force: true });
     }
   }, 420_000);
+
+  it('a daemon stopped while the disk is full and a write is pending exits cleanly, and a restart with room recovers everything', async () => {
+    const tmpfsDir = mkdtempSync(join(tmpdir(), 'nexus-fulldisk-'));
+    let m: TestMount | undefined;
+    try {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=32m', 'tmpfs', tmpfsDir]);
+      m = await startMount({ dataDir: join(tmpfsDir, 'data') });
+      const mp = m.mountpoint;
+      const canaries = await writeCanaries(mp, [1000, 200_000, 2 * MiB]);
+      // Fill until a write fails; the failing file stays open with data the daemon could not commit.
+      const r = await py(mp, `
+import os, errno, json
+fd = None
+done = []
+for i in range(40):
+    name = 'fill%02d' % i
+    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        for k in range(16): os.write(fd, os.urandom(256 * 1024))
+        os.close(fd); done.append(name)
+    except OSError as e:
+        print(json.dumps({'done': done, 'failed': name, 'errno': errno.errorcode[e.errno]}))
+        os._exit(0)  # leave the descriptor to the kernel: released as the process exits
+print(json.dumps({'done': done, 'failed': None}))
+`, { timeoutMs: 120_000 });
+      expect(r.stderr).toBe('');
+      const fill = JSON.parse(r.stdout) as { done: string[]; failed: string | null; errno?: string };
+      console.log(`pending-write fill: ${JSON.stringify(fill)}`);
+      expect(fill.failed).not.toBeNull();
+      expect.soft(fill.errno).toBe('ENOSPC');
+
+      // Unmount on the full disk: the daemon must not crash (an uncaught NO_SPACE from the last flush).
+      await m.stop();
+      expect.soft(m.child.exitCode, `daemon exit on unmount with the disk full: ${m.output().slice(-1200)}`).toBe(0);
+      expect(isMounted(mp)).toBe(false);
+
+      // With room again, a new daemon recovers: every file is whole (the one that failed holds at most what was written).
+      execFileSync('mount', ['-o', 'remount,size=256m', tmpfsDir]);
+      m = await remount(m);
+      await expectCanaries(mp, canaries);
+      const sizes = await py(mp, `
+import os, json
+print(json.dumps({n: os.stat(n).st_size for n in sorted(os.listdir('.')) if n.startswith('fill')}))
+`);
+      const got = JSON.parse(sizes.stdout) as Record<string, number>;
+      for (const n of fill.done) expect.soft(got[n], `${n} after recovery`).toBe(4 * MiB);
+      if (fill.failed && got[fill.failed] !== undefined) expect.soft(got[fill.failed]).toBeLessThanOrEqual(4 * MiB);
+      await expectServing(m, 'after a full-disk shutdown');
+      await expectFsckConsistent(m.dataDir);
+      expect.soft(await bugLines(m), 'daemon log after recovery').toEqual([]);
+    } finally {
+      await m?.cleanup();
+      if (isMounted(tmpfsDir)) execFileSync('umount', [tmpfsDir]);
+      rmSync(tmpfsDir, { recursive: true, force: true });
+    }
+  }, 300_000);
 });
