@@ -1073,10 +1073,13 @@ export class Engine {
    * open for writing any more (there are none in steady state: the last close
    * commits). A file still open for writing is captured as of its last commit
    * (close or fsync), so a snapshot never holds a half-rewritten file.
+   * A restore commits those too (`evenOpenForWriting`): its pre-restore
+   * snapshot must hold them, and a commit arriving after the restore (a
+   * close whose release was still on its way) must not undo it.
    */
-  async flushUnder(_path: string): Promise<void> {
+  async flushUnder(_path: string, opts: { evenOpenForWriting?: boolean } = {}): Promise<void> {
     for (const ino of [...this.dirty.keys()]) {
-      if (this.writersOf(ino) > 0) continue;
+      if (!opts.evenOpenForWriting && this.writersOf(ino) > 0) continue;
       await this.locks.run(ino, () => this.commitLocked(ino, { durable: false }));
     }
   }

@@ -98,7 +98,7 @@ export class SnapshotService {
     if (snap.path !== p) throw new NexusError('INVALID_ARGUMENT', `Snapshot ${snapshotId} is of ${snap.path}, not ${p}`);
     if (!(await this.files.exists(p, ctx))) await this.files.mkdir(p, ctx, { parents: true });
     const ino = await this.dirIno(p, ctx);
-    await this.engine.flushUnder(p);
+    await this.engine.flushUnder(p, { evenOpenForWriting: true });
     // The pre-restore snapshot and the restore are one transaction.
     const r = await this.meta.tree.restore(ino, snapshotId, {
       snapshotId: newId('snap'), path: p, name: `pre-restore-${snapshotId}`, metadata: { restored_snapshot_id: snapshotId },
