@@ -47,13 +47,32 @@ for i in range(max_files):
 print(json.dumps({'done': done, 'err': err}))
 `;
 
+/** The tmpfs mounts this file made: always unmounted (lazily if busy), even when a test fails half way. */
+const tmpfsMade = new Set<string>();
+
+function dropTmpfs(dir: string): void {
+  if (isMounted(dir)) {
+    try {
+      execFileSync('umount', [dir]);
+    } catch {
+      execFileSync('umount', ['-l', dir]);
+    }
+  }
+  rmSync(dir, { recursive: true, force: true });
+  tmpfsMade.delete(dir);
+}
+
 describe.skipIf(!fuseAvailable || !isRoot)('robustness: a full disk', () => {
-  afterAll(() => expectNoMountsLeft());
+  afterAll(() => {
+    for (const dir of [...tmpfsMade]) dropTmpfs(dir);
+    expectNoMountsLeft();
+  });
 
   it.skipIf(isKnownBug('writes fail with ENOSPC, earlier data stays readable, fsck is consistent, and space comes back after deletes'))('writes fail with ENOSPC, earlier data stays readable, fsck is consistent, and space comes back after deletes', async () => {
     const tmpfsDir = mkdtempSync(join(tmpdir(), 'nexus-fulldisk-'));
     let m: TestMount | undefined;
     try {
+      tmpfsMade.add(tmpfsDir);
       execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64m', 'tmpfs', tmpfsDir]);
       m = await startMount({ dataDir: join(tmpfsDir, 'data') });
       const mp = m.mountpoint;
@@ -159,9 +178,11 @@ print(json.dumps({n: os.stat(n).st_size for n in ${JSON.stringify(again2.done)}}
       await expectFsckConsistent(m.dataDir);
       expect.soft(await bugLines(m), 'daemon log after recovery').toEqual([]);
     } finally {
-      await m?.cleanup();
-      if (isMounted(tmpfsDir)) execFileSync('umount', [tmpfsDir]);
-      rmSync(tmpfsDir, { recursive: true, force: true });
+      try {
+        await m?.cleanup();
+      } finally {
+        dropTmpfs(tmpfsDir);
+      }
     }
   }, 420_000);
 
@@ -169,6 +190,7 @@ print(json.dumps({n: os.stat(n).st_size for n in ${JSON.stringify(again2.done)}}
     const tmpfsDir = mkdtempSync(join(tmpdir(), 'nexus-fulldisk-'));
     let m: TestMount | undefined;
     try {
+      tmpfsMade.add(tmpfsDir);
       execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=32m', 'tmpfs', tmpfsDir]);
       m = await startMount({ dataDir: join(tmpfsDir, 'data') });
       const mp = m.mountpoint;
@@ -215,9 +237,11 @@ print(json.dumps({n: os.stat(n).st_size for n in sorted(os.listdir('.')) if n.st
       await expectFsckConsistent(m.dataDir);
       expect.soft(await bugLines(m), 'daemon log after recovery').toEqual([]);
     } finally {
-      await m?.cleanup();
-      if (isMounted(tmpfsDir)) execFileSync('umount', [tmpfsDir]);
-      rmSync(tmpfsDir, { recursive: true, force: true });
+      try {
+        await m?.cleanup();
+      } finally {
+        dropTmpfs(tmpfsDir);
+      }
     }
   }, 300_000);
 });
