@@ -122,7 +122,10 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
     attrTimeout: Number(process.env.NEXUS_FUSE_ATTR_TIMEOUT ?? 0),
     entryTimeout: Number(process.env.NEXUS_FUSE_ATTR_TIMEOUT ?? 0),
     negativeTimeout: 0,
-    autoCache: true,
+    // No auto_cache: it keeps a file's pages while mtime and size look the
+    // same, and a restore can bring back exactly the old mtime at the same size
+    // (stale pages were served: test/differential). Pages are dropped at open.
+    autoCache: false,
     // A file deleted while open really goes (no .fuse_hidden name in listings,
     // rm -rf of its directory works); its handle keeps working by fh.
     hardRemove: true,
