@@ -110,6 +110,7 @@ export class TreeOps {
            l.rel_path IS NULL OR s.mode <> l.mode OR s.uid <> l.uid OR s.gid <> l.gid OR s.vid IS NOT l.vid
            OR s.target IS NOT l.target OR s.size <> l.size OR s.mtime <> l.mtime)`),
       lookupIno: db.prepare('SELECT ino FROM dentries WHERE parent = ? AND name = ?'),
+      inodeState: db.prepare('SELECT mode, nlink, vid FROM inodes WHERE ino = ?'),
       deleteDentry: db.prepare('DELETE FROM dentries WHERE parent = ? AND name = ?'),
       insertDentry: db.prepare('INSERT INTO dentries (parent, name, ino) VALUES (?, ?, ?)'),
       addNlink: db.prepare('UPDATE inodes SET nlink = nlink + ?, ctime = ? WHERE ino = ?'),
@@ -275,6 +276,21 @@ export class TreeOps {
         const parentIno = created.get(parentRel) ?? liveIno(parentRel);
         if (parentIno === undefined) throw new NexusError('CORRUPT', `Snapshot ${snapshotId} has ${e.relPath} without its parent`);
         let ino = isDir(e.mode) ? undefined : newInoForSrc.get(e.ino);
+        if (ino === undefined && !isDir(e.mode)) {
+          // A hard link whose group survived in the live tree (same inode, same
+          // content): link to it, so the names share one inode again.
+          const live = this.stmts.inodeState.get(e.ino) as Row | undefined;
+          if (live && Number(live.nlink) > 0 && Number(live.mode) === e.mode && (live.vid === null ? null : Number(live.vid)) === e.vid) {
+            this.stmts.addNlink.run(1, timeNs, e.ino);
+            this.stmts.insertDentry.run(parentIno, nameOf(e.relPath), e.ino);
+            this.stmts.touchDir.run(timeNs, timeNs, parentIno);
+            newInoForSrc.set(e.ino, e.ino);
+            created.set(e.relPath, e.ino);
+            if (removedPaths.delete(e.relPath)) result.modified++;
+            else result.created++;
+            continue;
+          }
+        }
         if (ino === undefined) {
           const info = this.stmts.insertInode.run(
             e.mode, e.uid, e.gid, isDir(e.mode) ? 2 : 1, e.size, e.alloc, e.mtimeNs, e.mtimeNs, timeNs, timeNs, e.vid, e.target,

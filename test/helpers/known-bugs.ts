@@ -32,7 +32,6 @@ export const KNOWN_BUGS: Record<string, string> = {
   'seed 3: 300 random ops, equal results after every step, trees and descriptors after one step in ten': 'see the regressions below',
   'regression: fstat on a descriptor open across a restore that removed its file': 'libfuse 2.9 answers ENOENT for fstat of a node without a name',
   'regression: a descriptor open across a restore that replaced its file sees one file, not two': 'restore replaces inodes; an open descriptor keeps the old one',
-  'regression: restore brings back a removed hard link as a link (both names share one inode again)': 'restore links groups only among the names it creates',
   'regression: a write through one hard link is seen by a descriptor open on another': 'page cache per libfuse node id: hard links are separate nodes',
   'regression: a truncate through one hard link is seen by a descriptor open on another': 'page cache per libfuse node id: hard links are separate nodes',
   'regression: unlinking an open file: no .fuse_hidden name, and fstat on its descriptor still works': 'libfuse 2.9 answers ENOENT for fstat of a node without a name',
