@@ -118,6 +118,8 @@ export class Engine {
   private readonly handles = new Map<number, Handle>();
   private nextFh = 1;
   private readonly openCount = new Map<number, number>();
+  /** Open handles that may write, per inode (release and snapshots ask on every call). */
+  private readonly writerCount = new Map<number, number>();
   private readonly dirty = new Map<number, Pending>();
   private journal!: Journal;
   private readonly locks = new KeyedMutex<number>();
@@ -821,6 +823,7 @@ export class Engine {
       ctx,
     });
     this.openCount.set(ino, (this.openCount.get(ino) ?? 0) + 1);
+    if (acc !== fsc.O_RDONLY) this.writerCount.set(ino, (this.writerCount.get(ino) ?? 0) + 1);
     return fh;
   }
 
@@ -902,6 +905,11 @@ export class Engine {
     const left = (this.openCount.get(h.ino) ?? 1) - 1;
     if (left > 0) this.openCount.set(h.ino, left);
     else this.openCount.delete(h.ino);
+    if (h.writable) {
+      const w = (this.writerCount.get(h.ino) ?? 1) - 1;
+      if (w > 0) this.writerCount.set(h.ino, w);
+      else this.writerCount.delete(h.ino);
+    }
     const node = await this.meta.getInode(h.ino);
     if (!node || node.nlink === 0) {
       if (left === 0 && node) await this.maybeDrop(node);
@@ -1085,9 +1093,7 @@ export class Engine {
   }
 
   private writersOf(ino: number): number {
-    let n = 0;
-    for (const h of this.handles.values()) if (h.ino === ino && h.writable) n++;
-    return n;
+    return this.writerCount.get(ino) ?? 0;
   }
 
   /** A restore rewrote inodes behind the engine's back: forget cached state, drop what lost its last link. */

@@ -82,7 +82,6 @@ interface Handle {
    */
   cursor: number;
   entry?: { snapshotId: string; entry: TreeEntry };
-  wrote: boolean;
 }
 
 export type Parsed =
@@ -239,14 +238,14 @@ export class ControlFiles {
       if (writing) throw new NexusError('READ_ONLY', 'Snapshots are read-only');
       const e = await this.snapEntry(p.snapshotId, p.rel, caller.ctx);
       if (isDir(e.mode)) throw new NexusError('IS_A_DIRECTORY', `Is a directory: ${path}`);
-      h = { node: 'snapfile', data: Buffer.alloc(0), cursor: 0, entry: { snapshotId: p.snapshotId, entry: e }, wrote: false };
+      h = { node: 'snapfile', data: Buffer.alloc(0), cursor: 0, entry: { snapshotId: p.snapshotId, entry: e } };
     } else {
       if (p.node === 'root' || p.node === 'snapshots') {
         if (writing) throw new NexusError('IS_A_DIRECTORY', `Is a directory: ${path}`);
-        h = { node: p.node, data: Buffer.alloc(0), cursor: 0, wrote: false };
+        h = { node: p.node, data: Buffer.alloc(0), cursor: 0 };
       } else {
         if (writing && p.node !== 'ctl' && p.node !== 'session') throw new NexusError('PERMISSION_DENIED', `${path} is read-only`);
-        h = { node: p.node, data: await this.content(p.node, caller), cursor: 0, wrote: false };
+        h = { node: p.node, data: await this.content(p.node, caller), cursor: 0 };
       }
     }
     const fh = this.nextFh++;
@@ -292,7 +291,6 @@ export class ControlFiles {
     }
     if (h.node === 'ctl') this.lastResult.set(caller.ctx.cred.uid, h.data);
     h.cursor = 0;
-    h.wrote = true;
     return data.length;
   }
 
@@ -358,7 +356,6 @@ export class ControlFiles {
         if (args[0] === 'end') {
           if (!args[1]) throw new NexusError('INVALID_ARGUMENT', 'Usage: session end <session_id>');
           const sess = await s.sessions.end(args[1], ctx);
-          this.sessions.invalidate();
           return { session: sess };
         }
         throw new NexusError('INVALID_ARGUMENT', 'Usage: session start <agent_id> | session end <session_id>');

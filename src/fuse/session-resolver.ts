@@ -52,6 +52,4 @@ export class SessionResolver {
     return found;
   }
 
-  /** Sessions ended: nothing cached, nothing to do (kept for callers that end sessions). */
-  invalidate(): void {}
 }
