@@ -22,6 +22,7 @@ import type { ChunkRef } from '../meta/types.js';
 import type { ChunkReader } from './chunk-reader.js';
 import type { OpContext } from './credentials.js';
 import type { TimeNs } from '../util/time.js';
+import { encodeTag, tagKey, tagOf, UNTAGGED_KEY, type WriterTag } from './writer-tag.js';
 
 /** Maximum chunk size (see native-notes/chunking.md for why 1 MiB). */
 export const CHUNK_SIZE = 1 << 20;
@@ -104,6 +105,8 @@ export class DirtyFile {
   private readonly fds = new Map<number, FileHandle>();
   private backgroundHashes = 0;
   private metaWritten = false;
+  /** The writer tag `<ino>.writer` holds for the staged changes. */
+  private writtenWriter = UNTAGGED_KEY;
 
   constructor(
     readonly ino: number,
@@ -123,9 +126,10 @@ export class DirtyFile {
   static async recover(
     ino: number, stagingDir: string, reader: ChunkReader, meta: StagingMeta | undefined,
     base: { vid: number | null; chunks: ChunkRef[]; size: number; mtimeNs: TimeNs; ctimeNs: TimeNs },
-    chunkFiles: number[],
+    chunkFiles: number[], writer: WriterTag | null,
   ): Promise<DirtyFile> {
     const f = new DirtyFile(ino, stagingDir, reader, base);
+    if (writer) f.writtenWriter = tagKey(writer);
     // Without a meta file no truncate happened: the staged chunks apply to the current version.
     if (meta) {
       f.baseLimit = Math.min(meta.baseLimit, base.size);
@@ -148,6 +152,23 @@ export class DirtyFile {
 
   get metaPath(): string {
     return join(this.stagingDir, `${this.ino}.meta`);
+  }
+
+  get writerPath(): string {
+    return join(this.stagingDir, `${this.ino}.writer`);
+  }
+
+  /** Record who is changing the file, before the change itself is staged. */
+  async setWriter(ctx: OpContext): Promise<void> {
+    this.lastWriter = ctx;
+    const tag = tagOf(ctx);
+    const key = tagKey(tag);
+    if (key === this.writtenWriter) return;
+    // Written aside and renamed, like the meta file.
+    const tmp = `${this.writerPath}.tmp`;
+    await fsp.writeFile(tmp, encodeTag(tag));
+    await fsp.rename(tmp, this.writerPath);
+    this.writtenWriter = key;
   }
 
   get stagedBytes(): number {
@@ -303,6 +324,10 @@ export class DirtyFile {
     if (this.metaWritten) {
       await fsp.unlink(this.metaPath).catch(ignoreMissing);
       this.metaWritten = false;
+    }
+    if (this.writtenWriter !== UNTAGGED_KEY) {
+      await fsp.unlink(this.writerPath).catch(ignoreMissing);
+      this.writtenWriter = UNTAGGED_KEY;
     }
   }
 

@@ -18,6 +18,7 @@ import { ChunkReader } from './chunk-reader.js';
 import { DirtyFile, readCommitted, type StagingMeta } from './dirty-file.js';
 import { MemoryFile } from './memory-file.js';
 import { Journal, type JournalRecord } from './journal.js';
+import { decodeTag, recoveredContext, type WriterTag } from './writer-tag.js';
 import { checkName, dirname, normalizePath, parsePath, splitPath, PATH_MAX } from './names.js';
 import type { EventAction } from '../meta/sqlite-registry.js';
 import type { RestoreResult } from '../meta/sqlite-tree-ops.js';
@@ -156,9 +157,9 @@ export class Engine {
     const { journal, records } = await Journal.open(`${this.opts.stagingDir}/journal`, (await this.meta.maxJournalSeq()) + 1);
     this.journal = journal;
     let recoveredFiles = await this.replayJournal(records);
-    const byIno = new Map<number, { meta?: StagingMeta; chunks: number[] }>();
+    const byIno = new Map<number, { meta?: StagingMeta; writer?: WriterTag | null; chunks: number[] }>();
     for (const name of await fsp.readdir(this.opts.stagingDir)) {
-      const m = /^(\d+)\.(meta|\d+)$/.exec(name);
+      const m = /^(\d+)\.(meta|writer|\d+)$/.exec(name);
       if (name === 'journal') continue;
       if (!m) {
         await fsp.rm(`${this.opts.stagingDir}/${name}`, { force: true });
@@ -175,20 +176,23 @@ export class Engine {
           this.log.error({ err, file: name }, 'unreadable staging meta file ignored');
         }
       }
+      else if (m[2] === 'writer') e.writer = decodeTag(await fsp.readFile(`${this.opts.stagingDir}/${name}`));
       else e.chunks.push(Number(m[2]));
       byIno.set(ino, e);
     }
     for (const [ino, e] of byIno) {
       const node = await this.meta.getInode(ino);
-      const stale = !node || !isReg(node.mode) || (e.meta !== undefined && e.meta.baseVid !== node.vid);
+      const nothingStaged = e.meta === undefined && e.chunks.length === 0;
+      const stale = !node || !isReg(node.mode) || nothingStaged || (e.meta !== undefined && e.meta.baseVid !== node.vid);
       if (stale) {
-        // Either already committed (the version moved on) or the file is gone.
+        // Already committed (the version moved on), the file is gone, or only a writer tag was left.
         for (const k of e.chunks) await fsp.rm(`${this.opts.stagingDir}/${ino}.${k}`, { force: true });
-        await fsp.rm(`${this.opts.stagingDir}/${ino}.meta`, { force: true });
+        for (const suffix of ['meta', 'writer']) await fsp.rm(`${this.opts.stagingDir}/${ino}.${suffix}`, { force: true });
         continue;
       }
       const base = await this.baseOf(node);
-      const df = await DirtyFile.recover(ino, this.opts.stagingDir, this.reader, e.meta, base, e.chunks);
+      const df = await DirtyFile.recover(ino, this.opts.stagingDir, this.reader, e.meta, base, e.chunks, e.writer ?? null);
+      if (e.writer) df.lastWriter = recoveredContext(e.writer);
       df.mtimeNs = df.ctimeNs = nowNs();
       this.dirty.set(ino, df);
       await this.commitLocked(ino, { durable: true });
@@ -220,6 +224,10 @@ export class Engine {
       for (const r of todo) {
         if (r.kind === 'write') mf.applyWrite(r.offset, r.data);
         else if (r.kind === 'truncate') mf.applyTruncate(r.offset);
+        else if (r.kind === 'writer') {
+          const tag = decodeTag(r.data);
+          mf.lastWriter = tag ? recoveredContext(tag) : null;
+        }
         mf.lastSeq = r.seq;
       }
       mf.mtimeNs = mf.ctimeNs = nowNs();
@@ -531,9 +539,9 @@ export class Engine {
     await this.locks.run(ino, async () => {
       let df = await this.dirtyFile(ino);
       if (df instanceof MemoryFile && !MemoryFile.fits(size)) df = await this.promote(ino);
+      await df.setWriter(ctx).catch((e) => this.noteFull(e));
       await df.truncate(size);
       df.mtimeNs = df.ctimeNs = nowNs();
-      df.lastWriter = ctx;
       if (!this.openCount.get(ino)) await this.commitLocked(ino, { durable: false });
     });
     return this.statOf(await this.mustInode(ino));
@@ -876,9 +884,9 @@ export class Engine {
       const at = h.append ? df.size : position;
       if (!Number.isSafeInteger(at + data.length)) throw new NexusError('FILE_TOO_BIG');
       if (df instanceof MemoryFile && !MemoryFile.fits(at + data.length)) df = await this.promote(h.ino);
+      await df.setWriter(h.ctx).catch((e) => this.noteFull(e));
       const n = await df.write(at, data).catch((e) => this.noteFull(e));
       df.mtimeNs = df.ctimeNs = nowNs();
-      df.lastWriter = h.ctx;
       if (h.ctx.cred.uid !== 0) await this.clearPrivilegeBitsOnWrite(h.ino);
       return n;
     });
@@ -966,9 +974,9 @@ export class Engine {
     const mf = this.dirty.get(ino) as MemoryFile;
     const content = await mf.read(0, mf.size);
     const df = new DirtyFile(ino, this.opts.stagingDir, this.reader, await this.baseOf(await this.mustInode(ino)));
+    if (mf.lastWriter) await df.setWriter(mf.lastWriter);
     await df.truncate(0);
     if (content.length) await df.write(0, content);
-    df.lastWriter = mf.lastWriter;
     df.mtimeNs = mf.mtimeNs;
     df.ctimeNs = mf.ctimeNs;
     this.journal.settled(ino, this.journal.append(ino, 'drop', mf.lastSeq));
@@ -980,6 +988,8 @@ export class Engine {
   private async commitLocked(ino: number, opts: { durable: boolean }): Promise<void> {
     const df = this.dirty.get(ino);
     if (!df || !df.modified) {
+      // A writer record whose write then failed: nothing to commit, nothing left to replay.
+      if (df instanceof MemoryFile) this.journal.settled(ino, df.lastSeq);
       if (opts.durable) await this.makeCurrentDurable(ino);
       return;
     }

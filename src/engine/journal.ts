@@ -7,19 +7,22 @@
  * file has uncommitted records.
  *
  * Record: magic u32 | crc u32 (of the rest) | seq f64 | ino f64 | kind u8 | offset f64 | len u32 | data
+ * A 'writer' record (data: a JSON WriterTag) says who the file's following
+ * records belong to, so a recovered commit keeps its principal and session.
  */
 import { promises as fsp, openSync, writeSync, closeSync, fstatSync, ftruncateSync, fdatasyncSync, rmSync } from 'node:fs';
 import { crc32 } from 'node:zlib';
 
 const MAGIC = 0x4e584a31; // "NXJ1"
 const HEADER = 4 + 4 + 8 + 8 + 1 + 8 + 4;
-const KIND_CODE = { write: 1, truncate: 2, drop: 3 } as const;
+const KIND_CODE = { write: 1, truncate: 2, drop: 3, writer: 4 } as const;
 
 export type JournalRecord =
   | { seq: number; ino: number; kind: 'write'; offset: number; data: Buffer }
   | { seq: number; ino: number; kind: 'truncate'; offset: number; data?: undefined }
   /** The file's earlier records (seq <= offset) are void: its content moved to staging files. */
-  | { seq: number; ino: number; kind: 'drop'; offset: number; data?: undefined };
+  | { seq: number; ino: number; kind: 'drop'; offset: number; data?: undefined }
+  | { seq: number; ino: number; kind: 'writer'; offset: number; data: Buffer };
 
 export class Journal {
   /** A plain fd used synchronously: a small append costs ~10 µs, a threadpool round trip 50-100 µs here. */
@@ -119,6 +122,7 @@ async function readRecords(path: string): Promise<JournalRecord[]> {
     if (kind === 1) out.push({ seq, ino, kind: 'write', offset, data: Buffer.from(buf.subarray(off + HEADER, off + HEADER + len)) });
     else if (kind === 2) out.push({ seq, ino, kind: 'truncate', offset });
     else if (kind === 3) out.push({ seq, ino, kind: 'drop', offset });
+    else if (kind === 4) out.push({ seq, ino, kind: 'writer', offset, data: Buffer.from(buf.subarray(off + HEADER, off + HEADER + len)) });
     else break;
     off += HEADER + len;
   }

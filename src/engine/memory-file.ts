@@ -9,6 +9,7 @@ import type { ChunkRef } from '../meta/types.js';
 import type { TimeNs } from '../util/time.js';
 import type { OpContext } from './credentials.js';
 import type { Journal } from './journal.js';
+import { encodeTag, tagKey, tagOf, UNTAGGED_KEY } from './writer-tag.js';
 
 export const SMALL_FILE_MAX = 256 * 1024;
 
@@ -22,6 +23,8 @@ export class MemoryFile {
   lastWriter: OpContext | null = null;
   /** Sequence number of the last journal record applied. */
   lastSeq = 0;
+  /** The writer tag the journal holds for this file's uncommitted records. */
+  private journaledWriter = UNTAGGED_KEY;
 
   constructor(
     readonly ino: number,
@@ -53,6 +56,16 @@ export class MemoryFile {
     const end = Math.min(offset + length, this.size);
     if (end <= offset) return Buffer.alloc(0);
     return Buffer.from(this.data.subarray(offset, end));
+  }
+
+  /** Record who is changing the file, before the change itself is journaled. */
+  async setWriter(ctx: OpContext): Promise<void> {
+    this.lastWriter = ctx;
+    const tag = tagOf(ctx);
+    const key = tagKey(tag);
+    if (key === this.journaledWriter) return;
+    this.lastSeq = this.journal.append(this.ino, 'writer', 0, encodeTag(tag));
+    this.journaledWriter = key;
   }
 
   async write(offset: number, bytes: Uint8Array): Promise<number> {
@@ -102,6 +115,8 @@ export class MemoryFile {
   async committed(vid: number): Promise<void> {
     this.baseVid = vid;
     this.modified = false;
+    // Records after this commit start with their own writer record.
+    this.journaledWriter = UNTAGGED_KEY;
   }
 
   /** The journal records stay until the journal is reset; nothing else to drop. */

@@ -151,6 +151,27 @@ export class SessionService {
     return out.sort((a, b) => (a.path < b.path ? -1 : 1));
   }
 
+  /** Do two versions hold the same bytes (null: an empty file)? Compared by chunk ids, no reading. */
+  private async sameContent(a: number | null, b: number | null): Promise<boolean> {
+    if (a === b) return true;
+    const [va, vb] = await Promise.all([a === null ? undefined : this.meta.getVersion(a), b === null ? undefined : this.meta.getVersion(b)]);
+    const sizeA = va?.size ?? 0;
+    const sizeB = vb?.size ?? 0;
+    if (sizeA !== sizeB) return false;
+    if (sizeA === 0) return true;
+    if (!va || !vb) return false;
+    const key = (v: typeof va) => JSON.stringify(v.chunks.map((c) => [c.id, c.id === null ? 0 : c.len]));
+    return key(va) === key(vb);
+  }
+
+  /** Does `path` hold what a deleted entry held (a directory, or a file with version `vid`'s content)? */
+  private async holds(path: string, dir: boolean, vid: number | null | undefined, ctx: OpContext): Promise<boolean> {
+    const node = await this.engine.resolve(path, ctx).catch(() => undefined);
+    if (!node) return false;
+    if (dir) return isDir(node.mode);
+    return !isDir(node.mode) && (await this.sameContent(node.vid, vid ?? null));
+  }
+
   async revert(sessionId: string, opts: { force?: boolean }, ctx: OpContext): Promise<RevertReport> {
     await this.getFor(sessionId, ctx);
     const hs = [...(await this.histories(sessionId)).values()];
@@ -175,7 +196,8 @@ export class SessionService {
       if (h.deletedAt) {
         const target = h.deletedAt.path;
         if (await this.files.exists(target, revertCtx)) {
-          conflicts.push(target);
+          // Brought back already (by an earlier revert that was interrupted): nothing to do.
+          if (!(await this.holds(target, h.dir, h.deletedAt.vid, revertCtx))) conflicts.push(target);
           continue;
         }
         const vid = h.deletedAt.vid;
@@ -193,9 +215,11 @@ export class SessionService {
         continue;
       }
       if (!alive || !path) continue;
-      if (changedSince) conflicts.push(path);
-      if (h.lastVid !== undefined) {
-        const original = h.originalVid ?? null;
+      const original = h.originalVid ?? null;
+      // Content already back to the original (an interrupted revert got this far): no conflict, no step.
+      const alreadyReverted = changedSince && (await this.sameContent(node!.vid, original));
+      if (changedSince && !alreadyReverted) conflicts.push(path);
+      if (h.lastVid !== undefined && !alreadyReverted) {
         plan.push({ path, apply: () => this.engine.restoreContent(h.ino, original, revertCtx) });
       }
       for (const r of [...h.renames].reverse()) {

@@ -50,7 +50,8 @@ switch (`${scenario}/${phase}`) {
   case 'staging-meta/crash': {
     const writeFile = fsp.writeFile;
     fsp.writeFile = async (path, ...rest) => {
-      if (String(path).endsWith('.meta')) {
+      // The meta file is written aside (<ino>.meta.tmp) and renamed into place.
+      if (/\.meta(\.tmp)?$/.test(String(path))) {
         await (await fsp.open(path, 'w')).close(); // created (truncated), not yet written
         die();
         await new Promise(() => {});

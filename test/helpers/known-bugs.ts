@@ -19,11 +19,6 @@ export const KNOWN_BUGS: Record<string, string> = {
   'two gc runs at once (two `nexus gc` through one daemon) never sweep a blob that a commit made during either needs': 'hangs since gc runs were serialized: to investigate',
   // crash recovery (issue 6)
   '(c) snapshots through /.nexus/ctl in a loop while a writer works: every logged snapshot survives and holds only whole committed versions': 'a snapshot during a rewrite after a crash: to investigate',
-  'between creating a staging meta file and writing it: the data directory still opens, the file is old or truncated, fsck is clean': 'recovery of a truncate whose meta was never written',
-  "a session's staged, uncommitted writes survive the kill and still belong to it: reverting the session undoes them": 'recovery commits without the writer\'s session',
-  'a session that closed a file and was rewriting it at the kill reverts without --force': 'recovery commits without the writer\'s session',
-  'a session revert killed half way completes when run again (its own partial work is no conflict)': 'revert is not resumable',
-  '(e) sessions reverted with the CLI: after a crash the interrupted session still reverts (without --force) to exactly the tree before it': 'flaky: recovery commits without the writer\'s session; revert is not resumable',
   // full disk (issue 6)
   'writes fail with ENOSPC, earlier data stays readable, fsck is consistent, and space comes back after deletes': 'space is not reliably reclaimed after deletes on a full disk',
   'a daemon stopped while the disk is full and a write is pending exits cleanly, and a restart with room recovers everything': 'shutdown with the disk full and a commit pending',
