@@ -132,7 +132,10 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
     nullPathOk: true,
     bigWrites: true,
     maxWrite: 131072,
-    extraOptions: opts.nonempty ? ['nonempty'] : [],
+    // open(O_TRUNC) arrives as one OPEN with O_TRUNC instead of a truncate by
+    // path then an OPEN: the truncate then happens with the handle open, so it
+    // is not committed (nor seen by a snapshot) before the rewrite closes.
+    extraOptions: ['atomic_o_trunc', ...(opts.nonempty ? ['nonempty'] : [])],
     timeout: 120_000,
   });
   try {

@@ -18,7 +18,6 @@ export const KNOWN_BUGS: Record<string, string> = {
   'frees the blobs of deleted files (not in any snapshot, not shared with a live file)': 'blobs of a deleted file are not all freed by the CLI run',
   'two gc runs at once (two `nexus gc` through one daemon) never sweep a blob that a commit made during either needs': 'hangs since gc runs were serialized: to investigate',
   // crash recovery (issue 6)
-  '(c) snapshots through /.nexus/ctl in a loop while a writer works: every logged snapshot survives and holds only whole committed versions': 'a snapshot during a rewrite after a crash: to investigate',
   // full disk (issue 6)
   'writes fail with ENOSPC, earlier data stays readable, fsck is consistent, and space comes back after deletes': 'space is not reliably reclaimed after deletes on a full disk',
   'a daemon stopped while the disk is full and a write is pending exits cleanly, and a restart with room recovers everything': 'shutdown with the disk full and a commit pending',
