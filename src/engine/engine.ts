@@ -248,11 +248,29 @@ export class Engine {
 
   async close(): Promise<void> {
     if (this.closed) return;
-    await this.flushAll();
+    while (this.reclaiming) await this.reclaiming;
+    let flushed = true;
+    try {
+      await this.flushAll();
+    } catch (e) {
+      // Typically a full disk. Nothing is lost: pending writes stay in the
+      // journal and staging files, and the next start commits them.
+      flushed = false;
+      this.log.error({ err: e }, 'could not commit pending writes at close: they stay staged for the next start');
+    }
     this.closed = true;
     clearInterval(this.syncTimer);
-    for (const df of this.dirty.values()) await df.closeAll();
-    this.journal?.closeAndRemove();
+    for (const df of this.dirty.values()) await df.closeAll().catch(() => {});
+    if (this.journal) {
+      if (!flushed) {
+        try {
+          this.journal.sync();
+        } catch (e) {
+          this.log.error({ err: e }, 'journal sync at close failed');
+        }
+      }
+      this.journal.closeAndRemove();
+    }
     await this.blobs.close();
     await this.meta.close();
   }
@@ -277,16 +295,67 @@ export class Engine {
     throw e;
   }
 
-  /** While the disk is full, every delete collects garbage until there is room again. */
-  private async reclaimIfFull(): Promise<void> {
+  /** Files were dropped since the collector last ran: an ENOSPC may be cured by collecting. */
+  private freedSinceReclaim = false;
+  private reclaiming: Promise<void> | undefined;
+  private reclaimAgain = false;
+
+  /**
+   * While the disk is full, every delete collects garbage (in the background,
+   * runs coalesced: an `rm -rf` does not wait for it) until there is room again.
+   */
+  private reclaimIfFull(): void {
     if (!this.full || !this.reclaimer) return;
-    try {
-      await this.reclaimer();
-    } catch (e) {
-      this.log.warn({ err: e }, 'reclaiming space failed');
+    void this.reclaim()
+      .then(() => fsp.statfs(this.opts.statfsPath))
+      .then((s) => {
+        if (s.bavail * s.bsize >= Math.max(RESERVE_BYTES * 2, (s.blocks * s.bsize) / 10)) this.full = false;
+      })
+      .catch(() => {});
+  }
+
+  /** Run the collector; calls during a run coalesce into one more run after it. */
+  private reclaim(): Promise<void> {
+    if (this.reclaiming) {
+      this.reclaimAgain = true;
+      return this.reclaiming;
     }
-    const s = await fsp.statfs(this.opts.statfsPath);
-    if (s.bavail * s.bsize >= RESERVE_BYTES * 2) this.full = false;
+    this.reclaiming = (async () => {
+      try {
+        do {
+          this.reclaimAgain = false;
+          this.freedSinceReclaim = false;
+          try {
+            // Pruning version rows needs room in SQLite's WAL: on a full disk, the reserve gives it.
+            if (this.reclaimer) await this.freeingSpace(this.reclaimer);
+          } catch (e) {
+            this.log.warn({ err: e }, 'reclaiming space failed');
+          }
+        } while (this.reclaimAgain);
+        // Put the reserve back at once if the collection made room, before writers take it.
+        await this.ensureReserve().catch(() => {});
+      } finally {
+        this.reclaiming = undefined;
+      }
+    })();
+    return this.reclaiming;
+  }
+
+  /**
+   * A write that hit ENOSPC after files were deleted: their blobs may only be
+   * waiting for the collector. Collect, then try once more. `fn` must be safe
+   * to repeat (a write of the same bytes at the same offset is).
+   */
+  private async retryAfterReclaim<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      if (fromSystemError(e).code !== 'NO_SPACE') throw e;
+      this.full = true;
+      if (!this.freedSinceReclaim || !this.reclaimer) throw e;
+      await this.reclaim();
+      return fn().catch((e2) => this.noteFull(e2));
+    }
   }
 
   /**
@@ -654,7 +723,7 @@ export class Engine {
     const after = await this.freeingSpace(() => this.meta.unlink(parent.ino, name, { dir: false }, nowNs()));
     this.record(ctx, 'delete', victim.ino, path, { vidBefore: victim.vid });
     await this.maybeDrop(after);
-    await this.reclaimIfFull();
+    this.reclaimIfFull();
   }
 
   async rmdir(path: string, ctx: OpContext): Promise<void> {
@@ -684,7 +753,10 @@ export class Engine {
     const result = await this.freeingSpace(() => this.meta.rename(src.parent.ino, src.name, dst.parent.ino, dst.name, nowNs()));
     if (result.replaced) this.record(ctx, 'delete', result.replaced.ino, to, { vidBefore: result.replaced.vid });
     this.record(ctx, 'rename', moving.ino, from, { path2: to });
-    if (result.replaced) await this.maybeDrop(result.replaced);
+    if (result.replaced) {
+      await this.maybeDrop(result.replaced);
+      this.reclaimIfFull();
+    }
   }
 
   /** Forget an inode with no links once nobody has it open. */
@@ -699,6 +771,7 @@ export class Engine {
       }
       this.journal.settled(node.ino, Infinity);
       await this.freeingSpace(() => this.meta.dropInode(node.ino));
+      this.freedSinceReclaim = true;
     });
   }
 
@@ -884,8 +957,8 @@ export class Engine {
       const at = h.append ? df.size : position;
       if (!Number.isSafeInteger(at + data.length)) throw new NexusError('FILE_TOO_BIG');
       if (df instanceof MemoryFile && !MemoryFile.fits(at + data.length)) df = await this.promote(h.ino);
-      await df.setWriter(h.ctx).catch((e) => this.noteFull(e));
-      const n = await df.write(at, data).catch((e) => this.noteFull(e));
+      await this.retryAfterReclaim(() => df.setWriter(h.ctx));
+      const n = await this.retryAfterReclaim(() => df.write(at, data));
       df.mtimeNs = df.ctimeNs = nowNs();
       if (h.ctx.cred.uid !== 0) await this.clearPrivilegeBitsOnWrite(h.ino);
       return n;

@@ -53,7 +53,6 @@ export class Journal {
   /** Synchronous, so records are appended in call order and a reset can never interleave. */
   append(ino: number, kind: JournalRecord['kind'], offset: number, data?: Uint8Array): number {
     const seq = this.nextSeq++;
-    this.live.set(ino, seq);
     const len = data?.length ?? 0;
     const buf = Buffer.allocUnsafe(HEADER + len);
     buf.writeUInt32LE(MAGIC, 0);
@@ -64,9 +63,30 @@ export class Journal {
     buf.writeUInt32LE(len, 33);
     if (data) buf.set(data, HEADER);
     buf.writeUInt32LE(crc32(buf.subarray(8)), 4);
-    writeSync(this.fd, buf, 0, buf.length);
+    // A short or failed append (ENOSPC) would leave a torn record, and replay
+    // stops at the first torn record: cut it off so later records stay readable.
+    let written = 0;
+    try {
+      written = writeSync(this.fd, buf, 0, buf.length);
+    } catch (e) {
+      this.cutBack();
+      throw e;
+    }
+    if (written !== buf.length) {
+      this.cutBack();
+      throw Object.assign(new Error('ENOSPC: no space left on device, journal append'), { code: 'ENOSPC', errno: -28, syscall: 'write' });
+    }
     this.bytes += buf.length;
+    this.live.set(ino, seq);
     return seq;
+  }
+
+  private cutBack(): void {
+    try {
+      ftruncateSync(this.fd, this.bytes);
+    } catch {
+      // Nothing more to do: replay stops at the torn record, as after a power cut.
+    }
   }
 
   /** A commit of `ino` included every record up to `seq` (or the file is gone: seq Infinity). */

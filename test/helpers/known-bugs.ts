@@ -19,8 +19,6 @@ export const KNOWN_BUGS: Record<string, string> = {
   'two gc runs at once (two `nexus gc` through one daemon) never sweep a blob that a commit made during either needs': 'hangs since gc runs were serialized: to investigate',
   // crash recovery (issue 6)
   // full disk (issue 6)
-  'writes fail with ENOSPC, earlier data stays readable, fsck is consistent, and space comes back after deletes': 'space is not reliably reclaimed after deletes on a full disk',
-  'a daemon stopped while the disk is full and a write is pending exits cleanly, and a restart with room recovers everything': 'shutdown with the disk full and a commit pending',
   // the differential tester (mount vs native directory; issues 3 and 6)
   'seed 1: 150 random ops, equal results, trees and descriptors after every step': 'see the regressions below',
   'seed 2: 150 random ops, equal results, trees and descriptors after every step': 'see the regressions below',
