@@ -19,6 +19,7 @@ import { DirtyFile, readCommitted, type StagingMeta } from './dirty-file.js';
 import { MemoryFile } from './memory-file.js';
 import { Journal, type JournalRecord } from './journal.js';
 import { decodeTag, recoveredContext, type WriterTag } from './writer-tag.js';
+import { checkUnsyncedVersions, SYNCED_VID_KEY } from './unsynced-check.js';
 import { checkName, dirname, normalizePath, parsePath, splitPath, PATH_MAX } from './names.js';
 import type { EventAction } from '../meta/sqlite-registry.js';
 import type { RestoreResult } from '../meta/sqlite-tree-ops.js';
@@ -154,9 +155,13 @@ export class Engine {
 
   /** Commit what a crashed daemon left staged and drop inodes nobody links to. */
   async recover(): Promise<{ recoveredFiles: number; droppedOrphans: number }> {
+    // First undo what a power cut may have left half-durable: pending changes
+    // of a file whose content was rolled back no longer apply to it.
+    const { rolledBackInodes: rolledBack } = await checkUnsyncedVersions(this.meta, this.blobs, this.log);
+    this.syncedMark = Number((await this.meta.getSetting(SYNCED_VID_KEY)) ?? 0);
     const { journal, records } = await Journal.open(`${this.opts.stagingDir}/journal`, (await this.meta.maxJournalSeq()) + 1);
     this.journal = journal;
-    let recoveredFiles = await this.replayJournal(records);
+    let recoveredFiles = await this.replayJournal(records.filter((r) => !rolledBack.has(r.ino)));
     const byIno = new Map<number, { meta?: StagingMeta; writer?: WriterTag | null; chunks: number[] }>();
     for (const name of await fsp.readdir(this.opts.stagingDir)) {
       const m = /^(\d+)\.(meta|writer|\d+)$/.exec(name);
@@ -183,7 +188,7 @@ export class Engine {
     for (const [ino, e] of byIno) {
       const node = await this.meta.getInode(ino);
       const nothingStaged = e.meta === undefined && e.chunks.length === 0;
-      const stale = !node || !isReg(node.mode) || nothingStaged || (e.meta !== undefined && e.meta.baseVid !== node.vid);
+      const stale = !node || !isReg(node.mode) || nothingStaged || rolledBack.has(ino) || (e.meta !== undefined && e.meta.baseVid !== node.vid);
       if (stale) {
         // Already committed (the version moved on), the file is gone, or only a writer tag was left.
         for (const k of e.chunks) await fsp.rm(`${this.opts.stagingDir}/${ino}.${k}`, { force: true });
@@ -398,11 +403,20 @@ export class Engine {
   /** Make blobs durable, then let the metadata that names them reach the disk. */
   async syncNow(): Promise<void> {
     while (this.syncing) await this.syncing;
-    if (!this.unsynced || this.closed) return;
+    if (this.closed) return;
+    if (!this.unsynced) {
+      // Every blob written so far is durable (no sync in flight, none pending):
+      // versions committed since (dedup, truncates) need no check after a power cut.
+      const upTo = await this.meta.maxVersionId();
+      if (upTo > this.syncedMark) await this.markSynced(upTo).catch(() => {});
+      return;
+    }
     this.unsynced = false;
     this.syncing = (async () => {
       try {
+        const upTo = await this.meta.maxVersionId();
         await this.blobs.syncAll();
+        await this.markSynced(upTo);
         await this.meta.checkpoint();
       } catch (e) {
         // A full disk: try again next time, once space is back.
@@ -416,6 +430,14 @@ export class Engine {
     } finally {
       this.syncing = undefined;
     }
+  }
+
+  /** Highest version whose blobs are known durable (see unsynced-check.ts). */
+  private syncedMark = 0;
+
+  private async markSynced(vid: number): Promise<void> {
+    await this.meta.setSetting(SYNCED_VID_KEY, String(vid));
+    this.syncedMark = vid;
   }
 
   // ---------------------------------------------------------------- resolution

@@ -71,6 +71,18 @@ export interface MetaStore {
   /** Highest small-write journal sequence number any commit included. */
   maxJournalSeq(): Promise<number>;
 
+  /** Highest version id (0 when there is none). */
+  maxVersionId(): Promise<number>;
+  /** Versions newer than `vid`, oldest first (what a power cut may have cut short). */
+  versionsAfter(vid: number): Promise<FileVersion[]>;
+  /** Earlier versions of a file, newest first. */
+  olderVersionIds(ino: number, before: number): Promise<number[]>;
+  /**
+   * After a power cut: each damaged version is replaced, wherever a file or a
+   * snapshot names it, by its fallback (null: empty content), and deleted.
+   */
+  rollBackVersions(plan: readonly { vid: number; fallback: number | null }[]): Promise<void>;
+
   getSetting(key: string): Promise<string | undefined>;
   setSetting(key: string, value: string): Promise<void>;
 }

@@ -431,6 +431,41 @@ export class SqliteMetaStore implements MetaStore {
     this.stmts.setSetting.run(key, value);
   }
 
+  async maxVersionId(): Promise<number> {
+    return Number((this.db.prepare('SELECT coalesce(max(vid), 0) AS m FROM versions').get() as Row).m);
+  }
+
+  async versionsAfter(vid: number): Promise<FileVersion[]> {
+    const rows = this.db.prepare('SELECT vid, ino, size, chunks, created, principal, session_id FROM versions WHERE vid > ? ORDER BY vid').all(vid) as Row[];
+    return rows.map((r) => ({
+      vid: Number(r.vid), ino: Number(r.ino), size: Number(r.size), chunks: unpackChunks(r.chunks as Buffer),
+      createdNs: r.created as bigint, principal: r.principal as string | null, sessionId: r.session_id as string | null,
+    }));
+  }
+
+  async olderVersionIds(ino: number, before: number): Promise<number[]> {
+    return (this.db.prepare('SELECT vid FROM versions WHERE ino = ? AND vid < ? ORDER BY vid DESC').all(ino, before) as Row[]).map((r) => Number(r.vid));
+  }
+
+  async rollBackVersions(plan: readonly { vid: number; fallback: number | null }[]): Promise<void> {
+    const get = this.stmts.getVersion;
+    const setInode = this.db.prepare('UPDATE inodes SET size = ?, alloc = ?, vid = ? WHERE vid = ?');
+    const setEntries = this.db.prepare('UPDATE snapshot_entries SET size = ?, alloc = ?, vid = ? WHERE vid = ?');
+    const del = this.db.prepare('DELETE FROM versions WHERE vid = ?');
+    this.db.transaction(() => {
+      for (const { vid, fallback } of plan) {
+        const fb = fallback === null ? undefined : (get.get(fallback) as Row | undefined);
+        const chunks = fb ? unpackChunks(fb.chunks as Buffer) : [];
+        const size = fb ? Number(fb.size) : 0;
+        const alloc = chunks.reduce((n, ch) => n + (ch.id ? ch.len : 0), 0);
+        const to = fb ? fallback : null;
+        setInode.run(size, alloc, to, vid);
+        setEntries.run(size, alloc, to, vid);
+        del.run(vid);
+      }
+    })();
+  }
+
   private mustGet(ino: number): Inode {
     const row = this.stmts.getInode.get(ino) as Row | undefined;
     if (!row) throw new NexusError('NOT_FOUND', `No such inode: ${ino}`);

@@ -97,6 +97,30 @@ switch (`${scenario}/${phase}`) {
     break;
   }
 
+  // A power cut: metadata reached the disk, some blobs it names did not.
+  // The crash phase stops the background sync, so nothing it writes is
+  // synced; the test then removes or tears blobs as a power cut would.
+  case 'power-cut/prepare':
+    await e.mkdir('/p', 0o755, ctx);
+    await put('/p/a', pattern('/p/a', 1, 300_000), ctx);
+    await put('/p/b', pattern('/p/b', 1, 2_500_000), ctx);
+    break;
+  case 'power-cut/crash': {
+    clearInterval(e.syncTimer);
+    await put('/p/a', pattern('/p/a', 2, 310_000), ctx);
+    await put('/p/b', pattern('/p/b', 2, 2_600_000), ctx);
+    await put('/p/c', pattern('/p/c', 1, 50_000), ctx);
+    const snap = await s.snapshots.create('/p', {}, ctx);
+    const blobsOf = async (path) => {
+      const node = await e.resolve(path, ctx);
+      return (await d.meta.getVersion(node.vid)).chunks.map((c) => c.id).filter(Boolean);
+    };
+    say(`snapshot ${snap.snapshot_id}`);
+    for (const p of ['/p/a', '/p/b', '/p/c']) say(`blobs ${p} ${(await blobsOf(p)).join(' ')}`);
+    die();
+    break;
+  }
+
   // A session revert killed half way (after the first file it restored).
   case 'revert-midway/prepare': {
     await e.mkdir('/r', 0o755, ctx);
