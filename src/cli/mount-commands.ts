@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { NexusError } from '../errors.js';
 import { configureLogger } from '../util/logger.js';
 import { preflight, readDaemonInfo, startMount } from '../fuse/daemon.js';
+import { startLocalSocket } from '../server/local-socket.js';
 import { dataDirOfMount, fusermountUnmount, isNexusMount, mountAt, waitUntil } from '../fuse/mount-table.js';
 
 export interface MountArgs {
@@ -53,7 +54,7 @@ async function runForeground(a: MountArgs): Promise<void> {
   try {
     const apiKey = a.apiKey ?? process.env.NEXUS_MOUNT_API_KEY;
     delete process.env.NEXUS_MOUNT_API_KEY;
-    running = await startMount({ mountpoint: a.dir, dataDir: a.dataDir, nonempty: a.nonempty, allowOther: a.allowOther, apiKey });
+    running = await startMount({ mountpoint: a.dir, dataDir: a.dataDir, nonempty: a.nonempty, allowOther: a.allowOther, apiKey, serveLocally: startLocalSocket });
   } catch (e) {
     if (process.send) {
       const err = e instanceof NexusError ? e : new NexusError('INTERNAL', (e as Error).message);

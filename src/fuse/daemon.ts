@@ -16,7 +16,6 @@ import { ControlFiles } from './control-files.js';
 import { SessionResolver } from './session-resolver.js';
 import { Services } from '../services/services.js';
 import type { AccessIdentity } from '../engine/credentials.js';
-import { startLocalSocket } from '../server/local-socket.js';
 import {
   NEXUS_FSNAME_PREFIX, dataDirOfMount, fusermountUnmount, isNexusMount, mountAt, waitUntil,
 } from './mount-table.js';
@@ -29,6 +28,12 @@ export interface MountOptions {
   allowOther?: boolean;
   /** Act as this API key's subject: its grants limit everything done through the mount. */
   apiKey?: string;
+  /**
+   * Serves the data directory to the CLI and the SDK while mounted (the local
+   * socket). Passed in by the composer (the CLI), so the FUSE layer does not
+   * depend on the server layer.
+   */
+  serveLocally(services: Services, dataDir: string): Promise<{ close(): Promise<void> }>;
 }
 
 export interface DaemonInfo {
@@ -53,7 +58,7 @@ function loadFuse(): typeof import('fuse-native') {
 }
 
 /** Checks that give the one-line errors `nexus mount` promises. Cleans a stale mount left by a killed daemon. */
-export async function preflight(opts: MountOptions): Promise<{ cleanedStale: boolean }> {
+export async function preflight(opts: Pick<MountOptions, 'mountpoint' | 'dataDir' | 'nonempty'>): Promise<{ cleanedStale: boolean }> {
   const mp = resolve(opts.mountpoint);
   if (!existsSync('/dev/fuse')) throw new NexusError('NOT_SUPPORTED', '/dev/fuse is missing: load the fuse kernel module (modprobe fuse) or give the container --device /dev/fuse');
   let cleanedStale = false;
@@ -145,7 +150,7 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
     throw new NexusError('NOT_SUPPORTED', `Mount failed: ${(e as Error).message}`);
   }
   // The CLI and the SDK reach this data directory through the daemon's socket while it is mounted.
-  const socket = await startLocalSocket(services, dataDir);
+  const socket = await opts.serveLocally(services, dataDir);
   const info: DaemonInfo = { pid: process.pid, start: processStartTime(process.pid) ?? '?', mountpoint: mp, startedAt: new Date().toISOString() };
   await fsp.writeFile(join(dataDir, DAEMON_FILE), JSON.stringify(info));
   log.info({ mountpoint: mp, dataDir }, 'mounted');
