@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { parseArgs } from 'node:util';
 import { Lab, checkSeed, formatReport, formatStats, formatFailure, formatOps, replay, shrink } from '../test/helpers/diff-core.mjs';
-import { fuseAvailable } from '../test/helpers/diff-mount.mjs';
+import { fuseAvailable } from '../test/helpers/mount-launcher.mjs';
 
 const { values: a } = parseArgs({
   options: {

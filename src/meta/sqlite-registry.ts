@@ -42,7 +42,7 @@ export interface SessionEvent {
 export class Registry {
   private readonly s;
 
-  constructor(private readonly db: Database.Database) {
+  constructor(db: Database.Database) {
     this.s = {
       insertWs: db.prepare('INSERT INTO workspaces (path, metadata, created_by, created_at) VALUES (?, ?, ?, ?)'),
       getWs: db.prepare('SELECT * FROM workspaces WHERE path = ?'),

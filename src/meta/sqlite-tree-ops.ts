@@ -7,7 +7,7 @@
 import type Database from 'better-sqlite3';
 import { NexusError } from '../errors.js';
 import type { TimeNs } from '../util/time.js';
-import { S_IFMT, isDir } from './types.js';
+import { isDir } from './types.js';
 
 type Row = Record<string, bigint | string | Buffer | null>;
 

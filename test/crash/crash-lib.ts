@@ -20,35 +20,13 @@ export function roundsFor(defaultRounds: number): number {
 
 export const BASE_SEED = Number(process.env.NEXUS_CRASH_SEED ?? 20261125);
 
-/** A small seeded generator (mulberry32): the kill moments and workloads replay from the seed. */
-export function rng(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return {
-    next,
-    int: (lo: number, hi: number) => lo + Math.floor(next() * (hi - lo + 1)),
-    pick: <T>(xs: readonly T[]) => xs[Math.floor(next() * xs.length)]!,
-  };
-}
+export { rng } from '../helpers/model-fs.js';
 
 export const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 export const EMPTY_SHA = sha256('');
 
-/** The content of version `ver` of `path` (crash-ops.py's pattern, byte for byte). */
-export function pattern(path: string, ver: number, size: number): Buffer {
-  let unit = `${path}#${ver}|`;
-  unit += '.'.repeat((16 - (unit.length % 16)) % 16);
-  const u = Buffer.from(unit);
-  const out = Buffer.allocUnsafe(size);
-  for (let off = 0; off < size; off += u.length) u.copy(out, off, 0, Math.min(u.length, size - off));
-  return out;
-}
+import { pattern } from '../helpers/pattern.mjs';
+export { pattern };
 
 /** What a content looks like: which version it starts as, and where (if anywhere) it stops matching it. */
 export function describeContent(path: string, got: Buffer | null): string {

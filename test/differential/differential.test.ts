@@ -19,7 +19,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { isKnownBug } from '../helpers/known-bugs.js';
 import { tmpdir } from 'node:os';
 import { CHUNK, Lab, checkSeed, formatFailure, formatReport, replay, type Op } from '../helpers/diff-core.mjs';
-import { forcedUnmounts, fuseAvailable, mountedTargets, startedMountpoints } from '../helpers/diff-mount.mjs';
+import { forcedUnmounts, fuseAvailable, mountedTargets, startedMountpoints } from '../helpers/mount-launcher.mjs';
 
 if (!fuseAvailable) console.warn('\n*** /dev/fuse (or the build) is missing: DIFFERENTIAL TESTS ARE SKIPPED on this machine ***\n');
 

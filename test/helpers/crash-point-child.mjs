@@ -17,15 +17,7 @@ const { ROOT_CONTEXT } = await import(new URL('engine/credentials.js', dist).hre
 
 const say = (line) => process.stdout.write(line + '\n');
 const die = () => process.kill(process.pid, 'SIGKILL');
-/** The same per-version pattern as crash-ops.py. */
-export function pattern(path, ver, size) {
-  let unit = `${path}#${ver}|`;
-  unit += '.'.repeat((16 - (unit.length % 16)) % 16);
-  const u = Buffer.from(unit);
-  const out = Buffer.allocUnsafe(size);
-  for (let off = 0; off < size; off += u.length) u.copy(out, off, 0, Math.min(u.length, size - off));
-  return out;
-}
+const { pattern } = await import('./pattern.mjs');
 
 const d = await openServices(dataDir, { role: `crash-point ${scenario} ${phase}` });
 const e = d.engine;

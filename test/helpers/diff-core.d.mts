@@ -1,4 +1,4 @@
-import type { DiffMount } from './diff-mount.mjs';
+import type { LaunchedMount } from './mount-launcher.mjs';
 
 export const KiB: number;
 export const MiB: number;
@@ -55,7 +55,7 @@ export interface LabOptions {
 }
 export class Lab {
   constructor(opts?: LabOptions);
-  mount: DiffMount | null;
+  mount: LaunchedMount | null;
   mountsStarted: number;
   deaths: { exit: unknown; output: string }[];
   dispose(): Promise<void>;

@@ -33,7 +33,7 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { launchMount, isMounted } from './diff-mount.mjs';
+import { launchMount, isMounted } from './mount-launcher.mjs';
 
 export const KiB = 1024;
 export const MiB = 1024 * 1024;

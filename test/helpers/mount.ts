@@ -6,20 +6,20 @@
  * The vitest process is not the daemon, so node:fs calls from a test are safe;
  * the daemon itself never touches its mount (it runs with cwd '/').
  */
-import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, mkdirSync } from 'node:fs';
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, rmSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, afterEach, beforeEach, expect } from 'vitest';
 
-/** The tree whose bin/nexus and dist/ the daemons run (NEXUS_TEST_REPO: another build, e.g. a patched fuse-native). */
-export const REPO = process.env.NEXUS_TEST_REPO ? resolve(process.env.NEXUS_TEST_REPO) : resolve(import.meta.dirname, '../..');
-export const NEXUS_BIN = join(REPO, 'bin/nexus');
+// The tree whose bin/nexus and dist/ the daemons run (NEXUS_TEST_REPO: another build, e.g. a patched fuse-native).
+export { REPO, NEXUS_BIN, isMounted, lazyUnmount, mountedTargets } from './mount-launcher.mjs';
+import { NEXUS_BIN, forcedUnmounts, fuseAvailable as launcherFuseAvailable, launchMount, mountedTargets } from './mount-launcher.mjs';
 /** The system python (the pyenv shim under /root is not reachable by other users). */
 export const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 
 /** Mount tests need /dev/fuse and a built tree; without them they are skipped loudly. */
-export const fuseAvailable = existsSync('/dev/fuse') && existsSync(join(REPO, 'dist/src/cli/main.js'));
+export const fuseAvailable = launcherFuseAvailable;
 if (!fuseAvailable) {
   console.warn('\n*** /dev/fuse (or the build) is missing: MOUNT TESTS ARE SKIPPED on this machine ***\n');
 }
@@ -42,22 +42,12 @@ export interface TestMount {
 
 /** Every mount point this test file used, and those the daemon failed to unmount itself on SIGTERM. */
 const usedMountpoints = new Set<string>();
-const forcedUnmounts: string[] = [];
 
 /** Register a mount point made outside startMount (e.g. `nexus mount` run by a test). */
 export function trackMountpoint(dir: string): void {
   usedMountpoints.add(resolve(dir));
 }
 
-const unescapeMounts = (s: string) => s.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
-
-export function mountedTargets(): string[] {
-  return readFileSync('/proc/mounts', 'utf8').split('\n').filter(Boolean).map((l) => unescapeMounts(l.split(' ')[1] ?? ''));
-}
-
-export function isMounted(dir: string): boolean {
-  return mountedTargets().includes(resolve(dir));
-}
 
 /**
  * For afterAll: no mount point this file used is still in /proc/mounts, and
@@ -87,64 +77,19 @@ export async function remount(m: TestMount): Promise<TestMount> {
 
 async function launch(base: string, mountpoint: string, dataDir: string, extraArgs: string[]): Promise<TestMount> {
   usedMountpoints.add(resolve(mountpoint));
-  const child = spawn(process.execPath, [NEXUS_BIN, 'mount', mountpoint, '--foreground', '--data-dir', dataDir, ...extraArgs], {
-    cwd: '/',
-    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-    env: { ...process.env, NEXUS_LOG_LEVEL: process.env.NEXUS_LOG_LEVEL ?? 'warn' },
-  });
-  let output = '';
-  child.stdout!.on('data', (d) => (output += d));
-  child.stderr!.on('data', (d) => (output += d));
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  const msg = await new Promise<{ type: string; message?: string }>((res) => {
-    child.once('message', (m) => res(m as { type: string; message?: string }));
-    child.once('exit', (code) => res({ type: 'error', message: `daemon exited with ${code}: ${output}` }));
-  });
-  if (msg.type !== 'ready') throw new Error(`mount failed: ${msg.message}`);
-
-  const alive = () => child.exitCode === null && child.signalCode === null;
-  const m: TestMount = {
-    mountpoint, dataDir, base, child,
-    output: () => output,
-    async stop() {
-      if (alive()) {
-        child.kill('SIGTERM');
-        await Promise.race([exited, sleep(30_000)]);
-      }
-      if (isMounted(mountpoint)) {
-        forcedUnmounts.push(`${mountpoint} (daemon ${alive() ? 'still running' : 'exited'})`);
-        lazyUnmount(mountpoint);
-      }
-      if (alive()) {
-        child.kill('SIGKILL');
-        await exited;
-      }
-    },
-    async kill() {
-      if (alive()) {
-        child.kill('SIGKILL');
-        await exited;
-      }
-    },
+  const m = await launchMount({ base, mountpoint, dataDir, extraArgs });
+  return {
+    mountpoint, dataDir, base, child: m.child,
+    output: m.output,
+    stop: m.stop,
+    kill: m.kill,
     async cleanup() {
-      if (alive()) await m.stop();
-      if (isMounted(mountpoint)) lazyUnmount(mountpoint); // a kill()ed daemon's stale mount
+      await m.cleanup(); // unmounts, also a kill()ed daemon's stale mount
       rmSync(base, { recursive: true, force: true });
     },
   };
-  return m;
 }
 
-export function lazyUnmount(dir: string): void {
-  for (const bin of ['fusermount3', 'fusermount']) {
-    try {
-      execFileSync(bin, ['-u', '-z', dir], { stdio: 'ignore' });
-      return;
-    } catch {
-      // not this binary, or already gone
-    }
-  }
-}
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -1,8 +1,9 @@
 /**
- * A mount launcher with no vitest dependency, for the differential tester
- * (its shrinker starts fresh mounts on its own) and scripts/differential.mjs.
- * Same shape as test/helpers/mount.ts: `bin/nexus mount --foreground` in a
- * child process (cwd '/'), readiness over IPC, cleanup() always unmounts.
+ * The one mount launcher of the tests, with no vitest dependency: used by
+ * test/helpers/mount.ts (vitest fixtures), the differential tester (its
+ * shrinker starts fresh mounts on its own) and scripts/differential.mjs.
+ * `bin/nexus mount --foreground` in a child process (cwd '/', so the daemon
+ * never touches its own mount), readiness over IPC, cleanup() always unmounts.
  */
 import { spawn, execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -51,7 +52,8 @@ export async function launchMount(opts = {}) {
   chmodSync(base, 0o755);
   const mountpoint = opts.mountpoint ?? join(base, 'mnt');
   const dataDir = opts.dataDir ?? join(base, 'data');
-  mkdirSync(mountpoint, { recursive: true });
+  // A stale mount (a killed daemon's) is left to `nexus mount` to clean: mkdir would fail with ENOTCONN.
+  if (!isMounted(mountpoint)) mkdirSync(mountpoint, { recursive: true });
   startedMountpoints.add(resolve(mountpoint));
   const child = spawn(process.execPath, [NEXUS_BIN, 'mount', mountpoint, '--foreground', '--data-dir', dataDir, ...(opts.extraArgs ?? [])], {
     cwd: '/',
@@ -94,8 +96,15 @@ export async function launchMount(opts = {}) {
         await exited;
       }
     },
+    async kill() {
+      if (alive()) {
+        child.kill('SIGKILL');
+        await exited;
+      }
+    },
     async cleanup() {
-      await m.stop();
+      // A daemon that is already dead (kill()ed) left a stale mount: not a failed SIGTERM unmount.
+      if (alive()) await m.stop();
       if (isMounted(mountpoint)) lazyUnmount(mountpoint);
       if (ownBase && !opts.keep) rmSync(base, { recursive: true, force: true });
     },

@@ -1,0 +1,1 @@
+export function pattern(path: string, ver: number, size: number): Buffer;
