@@ -95,10 +95,30 @@ export const invalid = (why: string) => new NexusError('INVALID_ARGUMENT', why);
 export function fromSystemError(e: unknown): NexusError {
   if (e instanceof NexusError) return e;
   const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  if (isSqliteCorruption(e)) return corruptDatabase(e);
   // SQLite reports a full disk as SQLITE_FULL (or an I/O error carrying ENOSPC).
   if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'SQLITE_FULL') return new NexusError('NO_SPACE');
   if (code === 'EROFS') return new NexusError('READ_ONLY', 'Data directory is on a read-only file system');
   const err = new NexusError('INTERNAL', `Internal error: ${(e as Error)?.message ?? String(e)}`);
+  err.cause = e;
+  return err;
+}
+
+/** SQLite says the database file itself is damaged (not a database, or a malformed page). */
+export function isSqliteCorruption(e: unknown): boolean {
+  const code = (e as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' && (code.startsWith('SQLITE_CORRUPT') || code === 'SQLITE_NOTADB');
+}
+
+/**
+ * The metadata database is damaged: CORRUPT, naming the file. `database` is
+ * its path when the caller knows it (SQLite errors come only from meta.db).
+ * `nexus fsck` explains the damage in detail (details.sqlite marks this case).
+ */
+export function corruptDatabase(e: unknown, database = 'meta.db'): NexusError {
+  const code = String((e as { code?: unknown } | undefined)?.code ?? 'SQLITE_CORRUPT');
+  const why = (e as Error | undefined)?.message ?? code;
+  const err = new NexusError('CORRUPT', `Metadata database ${database} is corrupt (${why}); 'nexus fsck' explains the damage`, { database, sqlite: code });
   err.cause = e;
   return err;
 }

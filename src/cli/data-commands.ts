@@ -4,8 +4,10 @@
  * or against a server (--url / NEXUS_URL).
  */
 import type { Argv, CommandModule } from 'yargs';
-import { NexusError } from '../errors.js';
+import { join, resolve } from 'node:path';
+import { NexusError, typed } from '../errors.js';
 import { defaultDataDir } from '../engine/data-dir.js';
+import { explainUnreadableMetadata, type FileRef, type FsckReport } from '../services/fsck.js';
 import { connect, type NexusClient } from '../sdk/index.js';
 import { printJson, printTable } from './output.js';
 
@@ -219,19 +221,26 @@ export function maintenanceCommands(): CommandModule[] {
       command: 'fsck',
       describe: 'Check blobs (exist, match their hash), the tree and snapshots; exit 3 on damage',
       builder: (c: Argv) => clientOptions(c).option('repair', { type: 'boolean', default: false, describe: 'Fix counts; move what cannot be fixed to /lost+found' }),
-      handler: h<{ repair: boolean }>(async (a) => withClient(a, async (nx) => {
-        const stop = spinner('checking the store');
-        const r = await nx.admin.fsck({ repair: a.repair }).finally(stop);
-        out(a, r, () => {
-          process.stdout.write(`${r.referencedBlobs} referenced blobs, ${r.storedBlobs} stored, ${r.unreferenced} unreferenced (nexus gc reclaims them)\n`);
-          for (const id of r.missing) process.stdout.write(`missing blob ${id}\n`);
-          for (const id of r.corrupt) process.stdout.write(`corrupt blob ${id}\n`);
-          for (const p of r.problems) process.stdout.write(`${p.kind}: ${p.detail}\n`);
-          for (const x of r.repaired) process.stdout.write(`repaired: ${x}\n`);
-          process.stdout.write(r.ok ? 'store is consistent\n' : 'store is DAMAGED\n');
-        });
-        if (!r.ok) process.exitCode = 3;
-      })),
+      handler: h<{ repair: boolean }>(async (a) => {
+        try {
+          await withClient(a, async (nx) => {
+            const stop = spinner('checking the store');
+            const r = await nx.admin.fsck({ repair: a.repair }).finally(stop);
+            out(a, r, () => printFsck(r));
+            if (!r.ok) process.exitCode = 3;
+          });
+        } catch (e) {
+          // The damage is in meta.db itself: this is the command the other ones send the user to, so it explains.
+          const err = typed(e);
+          if (err.code !== 'CORRUPT' || typeof err.details?.sqlite !== 'string') throw e;
+          const remote = a.url ?? (a.dataDir ? undefined : process.env.NEXUS_URL);
+          const local = remote ? undefined : join(resolve(a.dataDir ?? defaultDataDir()), 'meta.db');
+          const sqliteMessage = (err.cause as Error | undefined)?.message ?? err.details.sqlite;
+          const why = local ? explainUnreadableMetadata(local, sqliteMessage) : err.message.replace(/; 'nexus fsck' explains the damage$/, '');
+          process.stderr.write(`nexus: ${why} (CORRUPT)\n`);
+          process.exitCode = 3;
+        }
+      }),
     },
     {
       command: 'gc',
@@ -249,6 +258,23 @@ export function maintenanceCommands(): CommandModule[] {
       })),
     },
   ];
+}
+
+/** The human fsck report: each finding with the files it concerns. */
+function printFsck(r: FsckReport): void {
+  const file = (f: FileRef) => `${f.path ?? `inode ${f.ino} (no name)`}${f.workspace ? ` (workspace ${f.workspace})` : ''}`;
+  process.stdout.write(`${r.referencedBlobs} referenced blobs, ${r.storedBlobs} stored, ${r.unreferenced} unreferenced (nexus gc reclaims them)\n`);
+  for (const d of r.damaged) {
+    const users = [...d.files.map(file), ...d.snapshots.map((s) => `${s.path} in snapshot ${s.snapshot_id}`)];
+    const shown = users.length > 10 ? [...users.slice(0, 10), `${users.length - 10} more (see --json)`] : users;
+    process.stdout.write(`${d.state} blob ${d.blob}: ${shown.length ? shown.join(', ') : 'only older versions of files use it'}\n`);
+  }
+  for (const p of r.problems) {
+    const where = p.path ? `${p.path}${p.workspace ? ` (workspace ${p.workspace})` : ''}: ` : '';
+    process.stdout.write(`${p.kind}: ${where}${p.detail}\n`);
+  }
+  for (const x of r.repaired) process.stdout.write(`repaired: ${x}\n`);
+  process.stdout.write(r.ok ? 'store is consistent\n' : 'store is DAMAGED\n');
 }
 
 /** A live "working..." line with elapsed seconds on a TTY; nothing otherwise. Returns stop(). */

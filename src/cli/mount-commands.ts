@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { openSync, closeSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { NexusError } from '../errors.js';
+import { NexusError, fromSystemError } from '../errors.js';
 import { configureLogger } from '../util/logger.js';
 import { preflight, readDaemonInfo, startMount } from '../fuse/daemon.js';
 import { startLocalSocket } from '../server/local-socket.js';
@@ -57,7 +57,8 @@ async function runForeground(a: MountArgs): Promise<void> {
     running = await startMount({ mountpoint: a.dir, dataDir: a.dataDir, nonempty: a.nonempty, allowOther: a.allowOther, apiKey, serveLocally: startLocalSocket });
   } catch (e) {
     if (process.send) {
-      const err = e instanceof NexusError ? e : new NexusError('INTERNAL', (e as Error).message);
+      const mapped = fromSystemError(e);
+      const err = mapped.code === 'INTERNAL' && !(e instanceof NexusError) ? new NexusError('INTERNAL', (e as Error).message) : mapped;
       process.send({ type: 'error', message: err.message, code: err.code } satisfies ParentMessage);
       process.disconnect?.();
       process.exitCode = 1;

@@ -1,5 +1,5 @@
 /** CLI output: tables for people, JSON for scripts, one-line errors with non-zero exits. */
-import { NexusError, isNexusError } from '../errors.js';
+import { NexusError, fromSystemError, isNexusError } from '../errors.js';
 
 export function printJson(value: unknown): void {
   process.stdout.write(JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2) + '\n');
@@ -19,7 +19,9 @@ export function printTable<T extends object>(rows: readonly T[], columns: (keyof
 
 /** Exit codes: 1 for a failed operation, 2 for bad usage (yargs), 3 for damage found (fsck). */
 export function failAndExit(e: unknown): never {
-  const err = isNexusError(e) ? e : new NexusError('INTERNAL', (e as Error)?.message ?? String(e));
+  // Failures with a meaning (a full disk, a corrupt meta.db) get their catalog code; the rest stay INTERNAL.
+  const mapped = fromSystemError(e);
+  const err = mapped.code === 'INTERNAL' && !isNexusError(e) ? new NexusError('INTERNAL', (e as Error)?.message ?? String(e)) : mapped;
   process.stderr.write(`nexus: ${err.message}${err.code === 'INTERNAL' ? '' : ` (${err.code})`}\n`);
   if (err.code === 'INTERNAL' && process.env.NEXUS_DEBUG) process.stderr.write(String((e as Error)?.stack) + '\n');
   process.exit(1);

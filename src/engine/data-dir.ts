@@ -5,7 +5,7 @@
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { homedir } from 'node:os';
-import { NexusError } from '../errors.js';
+import { NexusError, corruptDatabase, isSqliteCorruption } from '../errors.js';
 import { LocalBlobStore } from '../blobs/local-blob-store.js';
 import { SqliteMetaStore } from '../meta/sqlite-meta-store.js';
 import { Engine } from './engine.js';
@@ -73,11 +73,12 @@ export interface OpenedDataDir {
 export async function openDataDir(dataDir: string, opts: { role?: string } = {}): Promise<OpenedDataDir> {
   await fsp.mkdir(dataDir, { recursive: true, mode: 0o700 });
   const unlock = await acquireLock(dataDir, opts.role ?? 'nexus');
+  let meta: SqliteMetaStore | undefined;
   try {
     const stagingDir = join(dataDir, 'staging');
     await fsp.mkdir(stagingDir, { recursive: true });
     const blobs = await LocalBlobStore.open(join(dataDir, 'blobs'));
-    const meta = SqliteMetaStore.open(join(dataDir, 'meta.db'), {
+    meta = SqliteMetaStore.open(join(dataDir, 'meta.db'), {
       rootUid: process.getuid?.() ?? 0,
       rootGid: process.getgid?.() ?? 0,
     });
@@ -94,7 +95,10 @@ export async function openDataDir(dataDir: string, opts: { role?: string } = {})
       },
     };
   } catch (e) {
+    await meta?.close().catch(() => {});
     await unlock();
+    // Recovery reads tables open() did not touch: their damage is meta.db's too.
+    if (isSqliteCorruption(e)) throw corruptDatabase(e, join(dataDir, 'meta.db'));
     throw e;
   }
 }

@@ -4,7 +4,7 @@
  * 2^53) and narrowed to numbers where they fit.
  */
 import Database from 'better-sqlite3';
-import { NexusError } from '../errors.js';
+import { NexusError, corruptDatabase, isSqliteCorruption } from '../errors.js';
 import type { TimeNs } from '../util/time.js';
 import type { MetaStore, ReaddirPage } from './meta-store.js';
 import { MIGRATIONS, SCHEMA_VERSION } from './schema.js';
@@ -52,7 +52,7 @@ export class SqliteMetaStore implements MetaStore {
   }
 
   static open(path: string, opts: SqliteMetaOptions): SqliteMetaStore {
-    let db: Database.Database;
+    let db: Database.Database | undefined;
     try {
       db = new Database(path);
       db.pragma('journal_mode = WAL');
@@ -65,17 +65,15 @@ export class SqliteMetaStore implements MetaStore {
       db.pragma('busy_timeout = 5000');
       db.defaultSafeIntegers(true);
       migrate(db);
+      const store = new SqliteMetaStore(db);
+      // The first read of a table: a damaged page often shows here, not before.
+      store.ensureRoot(opts);
+      return store;
     } catch (e) {
-      if (e instanceof NexusError) throw e;
-      const code = (e as { code?: string }).code ?? '';
-      if (code.startsWith('SQLITE_CORRUPT') || code === 'SQLITE_NOTADB') {
-        throw new NexusError('CORRUPT', `Metadata database ${path} is corrupt (${code}); run 'nexus fsck'`);
-      }
+      if (db?.open) db.close();
+      if (isSqliteCorruption(e)) throw corruptDatabase(e, path);
       throw e;
     }
-    const store = new SqliteMetaStore(db);
-    store.ensureRoot(opts);
-    return store;
   }
 
   private prepare() {
@@ -95,6 +93,7 @@ export class SqliteMetaStore implements MetaStore {
       countEntries: db.prepare('SELECT count(*) AS n FROM dentries WHERE parent = ?'),
       hasEntries: db.prepare('SELECT 1 FROM dentries WHERE parent = ? LIMIT 1'),
       parentOf: db.prepare('SELECT parent FROM dentries WHERE ino = ? LIMIT 1'),
+      lookupName: db.prepare('SELECT 1 FROM dentries WHERE ino = ? LIMIT 1'),
       nameOf: db.prepare('SELECT parent, name FROM dentries WHERE ino = ? ORDER BY parent, name LIMIT 1'),
       insertInode: db.prepare(
         'INSERT INTO inodes (mode, uid, gid, nlink, size, rdev, atime, mtime, ctime, btime, vid, target) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)',
@@ -346,7 +345,8 @@ export class SqliteMetaStore implements MetaStore {
   async dropInode(ino: number): Promise<void> {
     this.db.transaction(() => {
       const node = this.stmts.getInode.get(ino) as Row | undefined;
-      if (!node || Number(node.nlink) > 0) return;
+      // A name left with nlink 0 is damage for fsck to report, not a file to forget.
+      if (!node || Number(node.nlink) > 0 || this.stmts.lookupName.get(ino)) return;
       this.stmts.deleteInode.run(ino);
       this.stmts.deleteXattrsOf.run(ino);
     })();

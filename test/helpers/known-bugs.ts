@@ -6,13 +6,6 @@
  */
 export const KNOWN_BUGS: Record<string, string> = {
   // fsck reporting and repair (issue 6)
-  'says which files damaged blobs and bad rows belong to (not only blob ids and inode numbers)': 'fsck prints blob ids and inode numbers, not paths',
-  'a link count of 0 on a file that still has its name: fsck reports it and nothing is lost (not dropped as an orphan on open)': 'fsck does not report nlink 0 with a name',
-  'a version row deleted that a file names: reported with the file, and --repair moves the file to /lost+found as damaged instead of leaving it empty in place': 'repair empties the file instead of moving it aside',
-  'a corrupt meta.db (first page overwritten, header included): nexus fsck explains what is wrong (without sending the user to nexus fsck)': 'SQLite corruption is not mapped to CORRUPT everywhere',
-  'a corrupt meta.db (pages 2 and 3 overwritten, header intact): nexus status refuses in one line and changes nothing': 'SQLite corruption is not mapped to CORRUPT everywhere',
-  'a corrupt meta.db (pages 2 and 3 overwritten, header intact): nexus mount refuses in one line and nothing is mounted': 'SQLite corruption is not mapped to CORRUPT everywhere',
-  'a corrupt meta.db (pages 2 and 3 overwritten, header intact): nexus fsck explains what is wrong (without sending the user to nexus fsck)': 'SQLite corruption is not mapped to CORRUPT everywhere',
   // gc (issue 6)
   '--dry-run reports the blobs and bytes the real run then frees': 'the dry run marks versions it would prune',
   'frees the blobs of deleted files (not in any snapshot, not shared with a live file)': 'blobs of a deleted file are not all freed by the CLI run',
