@@ -14,7 +14,6 @@ export const KNOWN_BUGS: Record<string, string> = {
   'a corrupt meta.db (pages 2 and 3 overwritten, header intact): nexus mount refuses in one line and nothing is mounted': 'SQLite corruption is not mapped to CORRUPT everywhere',
   'a corrupt meta.db (pages 2 and 3 overwritten, header intact): nexus fsck explains what is wrong (without sending the user to nexus fsck)': 'SQLite corruption is not mapped to CORRUPT everywhere',
   // gc (issue 6)
-  'frees the blobs of deleted files (not in any snapshot, not shared with a live file)': 'blobs of a deleted file are not all freed by the CLI run',
   // crash recovery (issue 6)
   '(c) snapshots through /.nexus/ctl in a loop while a writer works: every logged snapshot survives and holds only whole committed versions': 'a snapshot during a rewrite after a crash: to investigate',
   'between creating a staging meta file and writing it: the data directory still opens, the file is old or truncated, fsck is clean': 'recovery of a truncate whose meta was never written',
