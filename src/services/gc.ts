@@ -88,3 +88,29 @@ export async function collectGarbage(
     engine.gcEnd(watch);
   }
 }
+
+/**
+ * The collector a full disk runs after each delete (default retention). Calls
+ * coalesce: at most one run at a time, and every call made during a run
+ * shares the one next run, which starts after it (so it sees the delete),
+ * instead of a full mark and sweep each.
+ */
+export function coalescedCollector(engine: Engine, meta: MetaStore, blobs: BlobStore): () => Promise<GcReport> {
+  let current: Promise<GcReport> | undefined;
+  let next: Promise<GcReport> | undefined;
+  const start = (): Promise<GcReport> => {
+    const run = collectGarbage(engine, meta, blobs).finally(() => {
+      if (current === run) current = undefined;
+    });
+    current = run;
+    return run;
+  };
+  return () => {
+    if (!current) return start();
+    next ??= current.catch(() => undefined).then(() => {
+      next = undefined;
+      return start();
+    });
+    return next;
+  };
+}
