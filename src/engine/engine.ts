@@ -15,6 +15,7 @@ import { nowNs, type TimeNs } from '../util/time.js';
 import { KeyedMutex, RwGate } from '../util/mutex.js';
 import { logger } from '../util/logger.js';
 import { ChunkReader } from './chunk-reader.js';
+import { GcWatch } from './gc-watch.js';
 import { DirtyFile, readCommitted, type StagingMeta } from './dirty-file.js';
 import { MemoryFile } from './memory-file.js';
 import { Journal, type JournalRecord } from './journal.js';
@@ -127,8 +128,8 @@ export class Engine {
   private readonly locks = new KeyedMutex<number>();
   /** Commits hold it shared; garbage collection's sweep holds it exclusive (see collectGarbage). */
   readonly commitGate = new RwGate();
-  /** While a GC runs: every blob id a commit referenced since it started (its mark is older). */
-  private gcSeen: Set<BlobId> | undefined;
+  /** One per running GC: every blob id a commit referenced since it started (its mark is older). */
+  private readonly gcWatches = new Set<GcWatch>();
   /** Chunk lists of recent versions: versions never change, so this never goes stale. */
   private readonly versionCache = new Map<number, ChunkRef[]>();
   private readonly log = logger('engine');
@@ -1095,7 +1096,7 @@ export class Engine {
 
   private async commitContentLocked(ino: number, df: Pending, opts: { durable: boolean }): Promise<void> {
     const { chunks, newIds } = await df.buildCommit(this.blobs);
-    if (this.gcSeen) for (const c of chunks) if (c.id) this.gcSeen.add(c.id);
+    this.noteReferenced(chunks);
     if (opts.durable) await this.blobs.sync(newIds);
     else if (newIds.length) this.unsynced = true;
     for (const id of newIds) this.reader.markVerified(id);
@@ -1163,11 +1164,16 @@ export class Engine {
         await df.closeAll();
         this.dirty.delete(ino);
       }
-      const version = vid === null ? undefined : await this.meta.getVersion(vid);
-      if (vid !== null && !version) throw new NexusError('NOT_FOUND', `No such version: ${vid}`);
-      const now = nowNs();
-      await this.meta.commitContent(ino, {
-        size: version?.size ?? 0, chunks: version?.chunks ?? [], mtimeNs: now, ctimeNs: now, principal: ctx.principal, sessionId: ctx.sessionId,
+      // Under the commit gate and recorded like any commit: the old version
+      // may be one a running GC has just pruned and is about to sweep.
+      await this.commitGate.runShared(async () => {
+        const version = vid === null ? undefined : await this.meta.getVersion(vid);
+        if (vid !== null && !version) throw new NexusError('NOT_FOUND', `No such version: ${vid}`);
+        this.noteReferenced(version?.chunks ?? []);
+        const now = nowNs();
+        await this.meta.commitContent(ino, {
+          size: version?.size ?? 0, chunks: version?.chunks ?? [], mtimeNs: now, ctimeNs: now, principal: ctx.principal, sessionId: ctx.sessionId,
+        });
       });
     });
   }
@@ -1216,18 +1222,23 @@ export class Engine {
     }
   }
 
-  /** Garbage collection support: start recording blobs that commits reference. */
-  gcBegin(): void {
-    this.gcSeen = new Set();
+  /**
+   * Garbage collection support: start recording, for one run, the blobs that
+   * commits reference (call under commitGate.runExclusive, before the mark).
+   */
+  gcBegin(): GcWatch {
+    const w = new GcWatch();
+    this.gcWatches.add(w);
+    return w;
   }
 
-  /** Referenced by a commit since gcBegin (call under commitGate.runExclusive). */
-  gcProtected(id: BlobId): boolean {
-    return this.gcSeen?.has(id) ?? false;
+  gcEnd(w: GcWatch): void {
+    this.gcWatches.delete(w);
   }
 
-  gcEnd(): void {
-    this.gcSeen = undefined;
+  /** A commit names these chunks: every running GC must spare them (call under commitGate shared). */
+  private noteReferenced(chunks: readonly ChunkRef[]): void {
+    for (const w of this.gcWatches) for (const c of chunks) if (c.id) w.note(c.id);
   }
 
   /** Forget cached state of a blob GC deleted. */

@@ -13,6 +13,15 @@ import type { Registry } from './sqlite-registry.js';
 import type { AccessStore } from './sqlite-access.js';
 import type { FsckOps } from './sqlite-fsck.js';
 
+/** Which old versions garbage collection keeps (current and snapshot content is always kept). */
+export interface Retention {
+  /** Newest versions kept per file. */
+  keepPerInode: number;
+  /** Versions (and session history) younger than this are kept. */
+  keepAgeNs: bigint;
+  nowNs: bigint;
+}
+
 export interface ReaddirPage {
   /** Return entries whose name sorts after this one (exclusive). */
   after?: string;
@@ -64,9 +73,14 @@ export interface MetaStore {
   removeXattr(ino: number, name: string, timeNs: TimeNs): Promise<void>;
 
   stats(): Promise<StoreStats>;
-  pruneVersions(opts: { keepPerInode: number; keepAgeNs: bigint; nowNs: bigint; dryRun: boolean }): Promise<number>;
-  /** Every blob id referenced by any kept version (GC roots, fsck). */
-  referencedBlobs(): Promise<Set<string>>;
+  /** Delete the versions `retention` does not keep (or, dry, only count them). */
+  pruneVersions(opts: Retention & { dryRun: boolean }): Promise<number>;
+  /**
+   * Every blob id referenced by any kept version (GC roots, fsck). With
+   * `retention`: as if the versions it prunes were gone already (a dry run's
+   * mark, which must not delete them).
+   */
+  referencedBlobs(retention?: Retention): Promise<Set<string>>;
 
   /** Highest small-write journal sequence number any commit included. */
   maxJournalSeq(): Promise<number>;

@@ -6,7 +6,7 @@
 import Database from 'better-sqlite3';
 import { NexusError, corruptDatabase, isSqliteCorruption } from '../errors.js';
 import type { TimeNs } from '../util/time.js';
-import type { MetaStore, ReaddirPage } from './meta-store.js';
+import type { MetaStore, ReaddirPage, Retention } from './meta-store.js';
 import { MIGRATIONS, SCHEMA_VERSION } from './schema.js';
 import { TreeOps } from './sqlite-tree-ops.js';
 import { Registry } from './sqlite-registry.js';
@@ -394,25 +394,22 @@ export class SqliteMetaStore implements MetaStore {
    * than `keepAgeNs` beyond the newest `keepPerInode` of their file.
    * Returns how many went (or would go, dryRun).
    */
-  async pruneVersions(opts: { keepPerInode: number; keepAgeNs: bigint; nowNs: bigint; dryRun: boolean }): Promise<number> {
-    const cutoff = opts.nowNs - opts.keepAgeNs;
-    // Old enough and beyond the newest N of a file, or the file is gone
-    // altogether (no one can reach those versions but a snapshot or a session).
-    const where = `
-      (ino NOT IN (SELECT ino FROM inodes)
-       OR (created < @cutoff AND vid NOT IN (SELECT v2.vid FROM versions v2 WHERE v2.ino = versions.ino ORDER BY v2.vid DESC LIMIT @keep)))
-      AND vid NOT IN (SELECT vid FROM inodes WHERE vid IS NOT NULL)
-      AND vid NOT IN (SELECT vid FROM snapshot_entries WHERE vid IS NOT NULL)
-      AND vid NOT IN (SELECT vid_before FROM events WHERE at >= @cutoff AND vid_before IS NOT NULL)
-      AND vid NOT IN (SELECT vid_after FROM events WHERE at >= @cutoff AND vid_after IS NOT NULL)`;
-    const params = { cutoff, keep: opts.keepPerInode };
+  async pruneVersions(opts: Retention & { dryRun: boolean }): Promise<number> {
+    const { where, params } = prunable(opts);
     if (opts.dryRun) return Number((this.db.prepare(`SELECT count(*) AS n FROM versions WHERE ${where}`).get(params) as Row).n);
     return this.db.prepare(`DELETE FROM versions WHERE ${where}`).run(params).changes;
   }
 
-  async referencedBlobs(): Promise<Set<string>> {
+  async referencedBlobs(retention?: Retention): Promise<Set<string>> {
     const ids = new Set<string>();
-    for (const r of this.stmts.allChunks.iterate() as Iterable<Row>) {
+    let rows: Iterable<Row>;
+    if (retention) {
+      const { where, params } = prunable(retention);
+      rows = this.db.prepare(`SELECT chunks FROM versions WHERE NOT (${where})`).iterate(params) as Iterable<Row>;
+    } else {
+      rows = this.stmts.allChunks.iterate() as Iterable<Row>;
+    }
+    for (const r of rows) {
       for (const c of unpackChunks(r.chunks as Buffer)) if (c.id) ids.add(c.id);
     }
     return ids;
@@ -490,6 +487,24 @@ export class SqliteMetaStore implements MetaStore {
     }
     throw new NexusError('CORRUPT', 'Directory tree too deep or cyclic');
   }
+}
+
+/**
+ * The versions `r` prunes, as a WHERE clause over `versions`: old enough and
+ * beyond the newest N of a file, or the file is gone altogether (no one can
+ * reach those versions but a snapshot or a session); never current content,
+ * snapshot content or a version recent session history names. No column it
+ * reads is NULL, so NOT (clause) is exactly the kept versions.
+ */
+function prunable(r: Retention): { where: string; params: { cutoff: bigint; keep: number } } {
+  const where = `
+      (ino NOT IN (SELECT ino FROM inodes)
+       OR (created < @cutoff AND vid NOT IN (SELECT v2.vid FROM versions v2 WHERE v2.ino = versions.ino ORDER BY v2.vid DESC LIMIT @keep)))
+      AND vid NOT IN (SELECT vid FROM inodes WHERE vid IS NOT NULL)
+      AND vid NOT IN (SELECT vid FROM snapshot_entries WHERE vid IS NOT NULL)
+      AND vid NOT IN (SELECT vid_before FROM events WHERE at >= @cutoff AND vid_before IS NOT NULL)
+      AND vid NOT IN (SELECT vid_after FROM events WHERE at >= @cutoff AND vid_after IS NOT NULL)`;
+  return { where, params: { cutoff: r.nowNs - r.keepAgeNs, keep: r.keepPerInode } };
 }
 
 function migrate(db: Database.Database): void {

@@ -7,7 +7,7 @@ import { WorkspaceService } from './workspaces.js';
 import { SnapshotService } from './snapshots.js';
 import { SessionService } from './sessions.js';
 import { AccessService } from './access.js';
-import { collectGarbage } from './gc.js';
+import { coalescedCollector } from './gc.js';
 
 export class Services {
   readonly files: FileService;
@@ -26,7 +26,7 @@ export class Services {
     this.snapshots = new SnapshotService(engine, meta, this.files, this.access);
     this.sessions = new SessionService(engine, meta, this.files, this.access);
     // After the disk filled up, deleting files runs the collector so the space comes back.
-    engine.setReclaimer(() => collectGarbage(engine, meta, engine.blobs));
+    engine.setReclaimer(coalescedCollector(engine, meta, engine.blobs));
   }
 }
 

@@ -7,9 +7,6 @@
 export const KNOWN_BUGS: Record<string, string> = {
   // fsck reporting and repair (issue 6)
   // gc (issue 6)
-  '--dry-run reports the blobs and bytes the real run then frees': 'the dry run marks versions it would prune',
-  'frees the blobs of deleted files (not in any snapshot, not shared with a live file)': 'blobs of a deleted file are not all freed by the CLI run',
-  'two gc runs at once (two `nexus gc` through one daemon) never sweep a blob that a commit made during either needs': 'hangs since gc runs were serialized: to investigate',
   // crash recovery (issue 6)
   // full disk (issue 6)
   // the differential tester (mount vs native directory; issues 3 and 6)
