@@ -254,7 +254,7 @@ export class Engine {
 
   async close(): Promise<void> {
     if (this.closed) return;
-    while (this.reclaiming) await this.reclaiming;
+    await Promise.all(this.reclaiming);
     let flushed = true;
     try {
       await this.flushAll();
@@ -303,8 +303,8 @@ export class Engine {
 
   /** Files were dropped since the collector last ran: an ENOSPC may be cured by collecting. */
   private freedSinceReclaim = false;
-  private reclaiming: Promise<void> | undefined;
-  private reclaimAgain = false;
+  /** Collections in flight (close waits for them). */
+  private readonly reclaiming = new Set<Promise<void>>();
 
   /**
    * While the disk is full, every delete collects garbage (in the background,
@@ -320,31 +320,22 @@ export class Engine {
       .catch(() => {});
   }
 
-  /** Run the collector; calls during a run coalesce into one more run after it. */
+  /** Run the collector (the reclaimer coalesces overlapping calls into one run). */
   private reclaim(): Promise<void> {
-    if (this.reclaiming) {
-      this.reclaimAgain = true;
-      return this.reclaiming;
-    }
-    this.reclaiming = (async () => {
+    const run = (async () => {
+      this.freedSinceReclaim = false;
       try {
-        do {
-          this.reclaimAgain = false;
-          this.freedSinceReclaim = false;
-          try {
-            // Pruning version rows needs room in SQLite's WAL: on a full disk, the reserve gives it.
-            if (this.reclaimer) await this.freeingSpace(this.reclaimer);
-          } catch (e) {
-            this.log.warn({ err: e }, 'reclaiming space failed');
-          }
-        } while (this.reclaimAgain);
-        // Put the reserve back at once if the collection made room, before writers take it.
-        await this.ensureReserve().catch(() => {});
-      } finally {
-        this.reclaiming = undefined;
+        // Pruning version rows needs room in SQLite's WAL: on a full disk, the reserve gives it.
+        if (this.reclaimer) await this.freeingSpace(this.reclaimer);
+      } catch (e) {
+        this.log.warn({ err: e }, 'reclaiming space failed');
       }
+      // Put the reserve back at once if the collection made room, before writers take it.
+      await this.ensureReserve().catch(() => {});
     })();
-    return this.reclaiming;
+    this.reclaiming.add(run);
+    void run.finally(() => this.reclaiming.delete(run));
+    return run;
   }
 
   /**
