@@ -6,8 +6,8 @@
 import type { Argv, CommandModule } from 'yargs';
 import { join, resolve } from 'node:path';
 import { NexusError, typed } from '../errors.js';
-import { defaultDataDir } from '../engine/data-dir.js';
-import { explainUnreadableMetadata, type FileRef, type FsckReport } from '../services/fsck.js';
+import { defaultDataDir, explainUnreadableMetadata } from '../engine/data-dir.js';
+import type { FileRef, FsckReport } from '../services/fsck.js';
 import { connect, type NexusClient } from '../sdk/index.js';
 import { printJson, printTable } from './output.js';
 

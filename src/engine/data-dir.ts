@@ -8,6 +8,7 @@ import { homedir } from 'node:os';
 import { NexusError, corruptDatabase, isSqliteCorruption } from '../errors.js';
 import { LocalBlobStore } from '../blobs/local-blob-store.js';
 import { SqliteMetaStore } from '../meta/sqlite-meta-store.js';
+import { explainDamagedDatabase } from '../meta/sqlite-fsck.js';
 import { Engine } from './engine.js';
 import { processStartTime } from '../util/proc.js';
 
@@ -60,6 +61,11 @@ async function acquireLock(dataDir: string, role: string): Promise<() => Promise
     }
   }
   throw new NexusError('LOCKED', `Could not lock data directory ${dataDir}`);
+}
+
+/** One line on a meta.db too damaged to open (SQLite corruption), for `nexus fsck` to print. */
+export function explainUnreadableMetadata(dbPath: string, sqliteMessage: string): string {
+  return explainDamagedDatabase(dbPath, sqliteMessage);
 }
 
 export interface OpenedDataDir {

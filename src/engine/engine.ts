@@ -9,7 +9,7 @@ import type { BlobId, BlobStore } from '../blobs/blob-store.js';
 import type { MetaStore } from '../meta/meta-store.js';
 import {
   ROOT_INO, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK, S_ISGID, S_ISUID,
-  isDir, isLnk, isReg, type ChunkRef, type DirEntry, type Inode,
+  isDir, isLnk, isReg, type ChunkRef, type DirEntry, type EventAction, type Inode, type RestoreResult,
 } from '../meta/types.js';
 import { nowNs, type TimeNs } from '../util/time.js';
 import { KeyedMutex, RwGate } from '../util/mutex.js';
@@ -22,8 +22,6 @@ import { Journal, type JournalRecord } from './journal.js';
 import { decodeTag, recoveredContext, type WriterTag } from './writer-tag.js';
 import { checkUnsyncedVersions, SYNCED_VID_KEY } from './unsynced-check.js';
 import { checkName, dirname, normalizePath, parsePath, splitPath, PATH_MAX } from './names.js';
-import type { EventAction } from '../meta/sqlite-registry.js';
-import type { RestoreResult } from '../meta/sqlite-tree-ops.js';
 import type { OpContext } from './credentials.js';
 import { inGroup } from './credentials.js';
 import {

@@ -12,11 +12,10 @@
  *   snapshots/    one read-only directory per snapshot
  */
 import { NexusError } from '../errors.js';
-import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, isDir } from '../meta/types.js';
+import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, isDir, type TreeEntry } from '../meta/types.js';
 import type { Stat } from '../engine/engine.js';
 import type { OpContext } from '../engine/credentials.js';
 import { normalizePath } from '../engine/names.js';
-import type { TreeEntry } from '../meta/sqlite-tree-ops.js';
 import type { Services } from '../services/services.js';
 import { RESERVED_ROOT } from '../services/reserved.js';
 import { SNAPSHOT_ID_RE } from '../services/ids.js';

@@ -8,10 +8,7 @@ import type { TimeNs } from '../util/time.js';
 import type {
   AttrPatch, CommitContent, DirEntry, FileVersion, Inode, NewInode, RenameResult, StoreStats,
 } from './types.js';
-import type { TreeOps } from './sqlite-tree-ops.js';
-import type { Registry } from './sqlite-registry.js';
-import type { AccessStore } from './sqlite-access.js';
-import type { FsckOps } from './sqlite-fsck.js';
+import type { AccessStore, FsckOps, Registry, TreeOps } from './sub-stores.js';
 
 /** Which old versions garbage collection keeps (current and snapshot content is always kept). */
 export interface Retention {

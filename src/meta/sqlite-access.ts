@@ -2,33 +2,12 @@
 import type Database from 'better-sqlite3';
 import { NexusError } from '../errors.js';
 import type { TimeNs } from '../util/time.js';
+import type { GrantRecord, GrantTuple, KeyRecord } from './types.js';
+import type { AccessStore } from './sub-stores.js';
 
 type Row = Record<string, bigint | string | Buffer | null>;
 
-export interface KeyRecord {
-  keyId: string;
-  keyHash: string;
-  subjectType: string;
-  subjectId: string;
-  isAdmin: boolean;
-  createdAt: TimeNs;
-  expiresAt: TimeNs | null;
-  revokedAt: TimeNs | null;
-}
-
-export interface GrantTuple {
-  subjectType: string;
-  subjectId: string;
-  relation: string;
-  objectType: string;
-  objectId: string;
-}
-
-export interface GrantRecord extends GrantTuple {
-  createdAt: TimeNs;
-}
-
-export class AccessStore {
+export class SqliteAccessStore implements AccessStore {
   private readonly s;
 
   constructor(db: Database.Database) {

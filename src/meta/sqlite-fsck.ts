@@ -1,42 +1,27 @@
 /** Structural checks of the metadata (and their repairs), for `nexus fsck`. */
 import Database from 'better-sqlite3';
-import { ROOT_INO } from './types.js';
+import { ROOT_INO, type BlobUsers, type TreeProblem } from './types.js';
+import type { FsckOps } from './sub-stores.js';
 import { unpackChunks } from './sqlite-meta-store.js';
 
 type Row = Record<string, bigint | string | Buffer | null>;
-
-export interface TreeProblem {
-  kind: 'database' | 'root' | 'dangling-parent' | 'dangling-entry' | 'nlink' | 'dir-links' | 'orphan' | 'missing-version' | 'snapshot-missing-version';
-  ino?: number;
-  detail: string;
-  /** Where the file is (when it still has a name), for the person reading the report. */
-  path?: string;
-  /** The workspace that holds `path`, if any. */
-  workspace?: string;
-}
 
 /** An inode that is part of the tree (has links, or still a name whatever its count says). */
 const LIVE = (t: string) => `(${t}.nlink > 0 OR EXISTS (SELECT 1 FROM dentries ld WHERE ld.ino = ${t}.ino))`;
 
 const TREE = `WITH RECURSIVE reach(ino) AS (SELECT ${ROOT_INO} UNION SELECT d.ino FROM dentries d JOIN reach ON d.parent = reach.ino)`;
 
-export interface BlobUsers {
-  inodes: number[];
-  /** Snapshot entries, with the path the file had in its snapshot. */
-  snapshots: { snapshot_id: string; path: string }[];
-}
-
 const joinPath = (root: string, rel: string) => (rel === '' ? root : root === '/' ? `/${rel}` : `${root}/${rel}`);
 
-export class FsckOps {
+export class SqliteFsckOps implements FsckOps {
   constructor(private readonly db: Database.Database) {}
 
   /** SQLite's own check of meta.db (pages, indexes), before the rows are trusted. */
-  checkDatabase(): TreeProblem[] {
+  async checkDatabase(): Promise<TreeProblem[]> {
     return integrityMessages(this.db).map((m) => ({ kind: 'database' as const, detail: `meta.db: ${m}` }));
   }
 
-  checkTree(): TreeProblem[] {
+  async checkTree(): Promise<TreeProblem[]> {
     const out: TreeProblem[] = [];
     const q = (sql: string) => this.db.prepare(sql).all() as Row[];
     const root = this.db.prepare('SELECT mode FROM inodes WHERE ino = ?').get(ROOT_INO) as Row | undefined;
@@ -76,12 +61,12 @@ export class FsckOps {
   }
 
   /** Inodes whose current content names one of these blobs. */
-  inodesUsingBlobs(ids: Set<string>): number[] {
-    return [...new Set([...this.blobUsers(ids).values()].flatMap((u) => u.inodes))];
+  async inodesUsingBlobs(ids: Set<string>): Promise<number[]> {
+    return [...new Set([...(await this.blobUsers(ids)).values()].flatMap((u) => u.inodes))];
   }
 
   /** For each of these blobs: the inodes whose current content names it, and the snapshot entries that do. */
-  blobUsers(ids: Set<string>): Map<string, BlobUsers> {
+  async blobUsers(ids: Set<string>): Promise<Map<string, BlobUsers>> {
     const out = new Map<string, BlobUsers>([...ids].map((id) => [id, { inodes: [], snapshots: [] }]));
     const hits = (chunks: Buffer) => new Set(unpackChunks(chunks).flatMap((c) => (c.id && ids.has(c.id) ? [c.id] : [])));
     for (const r of this.db.prepare('SELECT i.ino, v.chunks FROM inodes i JOIN versions v ON v.vid = i.vid').iterate() as Iterable<Row>) {
@@ -96,13 +81,13 @@ export class FsckOps {
   }
 
   /** Files whose current content names a version row that is gone. */
-  inodesWithMissingVersion(): number[] {
+  async inodesWithMissingVersion(): Promise<number[]> {
     return (this.db.prepare('SELECT i.ino FROM inodes i LEFT JOIN versions v ON v.vid = i.vid WHERE i.vid IS NOT NULL AND v.vid IS NULL').all() as Row[])
       .map((r) => Number(r.ino));
   }
 
-  /** Fix counts and dangling rows; returns inodes that must go to lost+found. */
-  repairCounts(): void {
+  /** Fix link counts; drop dangling entries and version references. */
+  async repairCounts(): Promise<void> {
     this.db.transaction(() => {
       this.db.exec(`DELETE FROM dentries WHERE ino NOT IN (SELECT ino FROM inodes)`);
       this.db.exec(`DELETE FROM dentries WHERE parent NOT IN (SELECT ino FROM inodes WHERE (mode & 61440) = 16384)`);
@@ -119,7 +104,7 @@ export class FsckOps {
    * The top-most inodes cut off from the root (a detached directory, not each
    * file inside it, so what moves to lost+found keeps its inner names).
    */
-  orphans(): number[] {
+  async orphans(): Promise<number[]> {
     return (this.db.prepare(`${TREE},
       lost(ino) AS (SELECT i.ino FROM inodes i WHERE i.ino NOT IN (SELECT ino FROM reach)
                     AND (i.nlink > 0 OR EXISTS (SELECT 1 FROM dentries d WHERE d.ino = i.ino)))
@@ -128,7 +113,7 @@ export class FsckOps {
   }
 
   /** Give an inode a name in a lost+found directory (one transaction). */
-  linkInto(dirIno: number, ino: number, name: string): void {
+  async linkInto(dirIno: number, ino: number, name: string): Promise<void> {
     this.db.transaction(() => {
       this.db.prepare('DELETE FROM dentries WHERE ino = ?').run(ino);
       this.db.prepare('INSERT INTO dentries (parent, name, ino) VALUES (?, ?, ?)').run(dirIno, name, ino);

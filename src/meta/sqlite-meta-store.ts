@@ -8,10 +8,10 @@ import { NexusError, corruptDatabase, isSqliteCorruption } from '../errors.js';
 import type { TimeNs } from '../util/time.js';
 import type { MetaStore, ReaddirPage, Retention } from './meta-store.js';
 import { MIGRATIONS, SCHEMA_VERSION } from './schema.js';
-import { TreeOps } from './sqlite-tree-ops.js';
-import { Registry } from './sqlite-registry.js';
-import { AccessStore } from './sqlite-access.js';
-import { FsckOps } from './sqlite-fsck.js';
+import { SqliteTreeOps } from './sqlite-tree-ops.js';
+import { SqliteRegistry } from './sqlite-registry.js';
+import { SqliteAccessStore } from './sqlite-access.js';
+import { SqliteFsckOps } from './sqlite-fsck.js';
 import {
   ROOT_INO, S_IFDIR, isDir,
   type AttrPatch, type ChunkRef, type CommitContent, type DirEntry, type FileVersion, type Inode,
@@ -34,21 +34,21 @@ export class SqliteMetaStore implements MetaStore {
   private readonly stmts: ReturnType<SqliteMetaStore['prepare']>;
 
   /** Whole-subtree operations: snapshots, restore, listing. */
-  readonly tree: TreeOps;
+  readonly tree: SqliteTreeOps;
   /** Workspaces, sessions, session events. */
-  readonly registry: Registry;
+  readonly registry: SqliteRegistry;
   /** API keys and grants. */
-  readonly access: AccessStore;
+  readonly access: SqliteAccessStore;
   /** Structural checks and repairs. */
-  readonly fsck: FsckOps;
+  readonly fsck: SqliteFsckOps;
 
   private constructor(db: Database.Database) {
     this.db = db;
     this.stmts = this.prepare();
-    this.tree = new TreeOps(db);
-    this.registry = new Registry(db);
-    this.access = new AccessStore(db);
-    this.fsck = new FsckOps(db);
+    this.tree = new SqliteTreeOps(db);
+    this.registry = new SqliteRegistry(db);
+    this.access = new SqliteAccessStore(db);
+    this.fsck = new SqliteFsckOps(db);
   }
 
   static open(path: string, opts: SqliteMetaOptions): SqliteMetaStore {

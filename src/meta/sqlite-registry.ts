@@ -5,41 +5,12 @@
 import type Database from 'better-sqlite3';
 import { NexusError } from '../errors.js';
 import type { TimeNs } from '../util/time.js';
+import type { EventAction, SessionEvent, SessionRecord, WorkspaceRecord } from './types.js';
+import type { Registry } from './sub-stores.js';
 
 type Row = Record<string, bigint | string | Buffer | null>;
 
-export interface WorkspaceRecord {
-  path: string;
-  metadata: Record<string, unknown>;
-  createdBy: string | null;
-  createdAt: TimeNs;
-}
-
-export interface SessionRecord {
-  sessionId: string;
-  agentId: string;
-  metadata: Record<string, unknown>;
-  createdBy: string | null;
-  createdAt: TimeNs;
-  endedAt: TimeNs | null;
-  fileCount: number;
-}
-
-export type EventAction = 'create' | 'write' | 'delete' | 'rename';
-
-export interface SessionEvent {
-  id: number;
-  at: TimeNs;
-  sessionId: string;
-  action: EventAction;
-  ino: number;
-  path: string;
-  path2: string | null;
-  vidBefore: number | null;
-  vidAfter: number | null;
-}
-
-export class Registry {
+export class SqliteRegistry implements Registry {
   private readonly s;
 
   constructor(db: Database.Database) {

@@ -7,54 +7,10 @@
 import type Database from 'better-sqlite3';
 import { NexusError } from '../errors.js';
 import type { TimeNs } from '../util/time.js';
-import { isDir } from './types.js';
+import { isDir, type RestoreResult, type SnapshotRecord, type TreeDiff, type TreeEntry } from './types.js';
+import type { NewSnapshot, TreeOps } from './sub-stores.js';
 
 type Row = Record<string, bigint | string | Buffer | null>;
-
-export interface TreeEntry {
-  /** Path relative to the tree's root, '' for the root itself. */
-  relPath: string;
-  ino: number;
-  mode: number;
-  uid: number;
-  gid: number;
-  size: number;
-  alloc: number;
-  mtimeNs: TimeNs;
-  vid: number | null;
-  target: string | null;
-}
-
-export interface SnapshotRecord {
-  snapshotId: string;
-  path: string;
-  name: string | null;
-  metadata: Record<string, unknown>;
-  createdAt: TimeNs;
-  createdBy: string | null;
-  fileCount: number;
-  totalBytes: number;
-  kind: 'manual' | 'pre-restore';
-}
-
-export interface TreeDiff {
-  added: string[];
-  modified: string[];
-  deleted: string[];
-}
-
-export interface RestoreResult {
-  /** Paths the restore brought back. */
-  created: number;
-  /** Paths whose content or attributes it changed. */
-  modified: number;
-  /** Paths it removed. */
-  removed: number;
-  /** Inodes left without links (the engine drops them once no handle has them open). */
-  unlinked: number[];
-  /** Inodes whose content or attributes changed (the engine forgets cached state). */
-  touched: number[];
-}
 
 const TREE_CTE = `
   WITH RECURSIVE tree(ino, rel_path) AS (
@@ -64,7 +20,7 @@ const TREE_CTE = `
     FROM dentries d JOIN tree ON d.parent = tree.ino
   )`;
 
-export class TreeOps {
+export class SqliteTreeOps implements TreeOps {
   private readonly stmts;
 
   constructor(private readonly db: Database.Database) {
@@ -136,11 +92,11 @@ export class TreeOps {
     return (this.stmts.entries.all(id) as Row[]).map(toEntry);
   }
 
-  async createSnapshot(rootIno: number, rec: Omit<SnapshotRecord, 'fileCount' | 'totalBytes'>): Promise<SnapshotRecord> {
+  async createSnapshot(rootIno: number, rec: NewSnapshot): Promise<SnapshotRecord> {
     return this.createSnapshotSync(rootIno, rec);
   }
 
-  private createSnapshotSync(rootIno: number, rec: Omit<SnapshotRecord, 'fileCount' | 'totalBytes'>): SnapshotRecord {
+  private createSnapshotSync(rootIno: number, rec: NewSnapshot): SnapshotRecord {
     return this.db.transaction(() => {
       this.stmts.snapshotInsert.run(rootIno, rec.snapshotId);
       const c = this.stmts.snapshotCounts.get(rec.snapshotId) as Row;
@@ -223,7 +179,7 @@ export class TreeOps {
    * editor's save, so a handle still open on the old one keeps reading the old
    * content whole, never a mix.
    */
-  async restore(rootIno: number, snapshotId: string, pre: Omit<SnapshotRecord, 'fileCount' | 'totalBytes'>, timeNs: TimeNs): Promise<RestoreResult & { pre: SnapshotRecord }> {
+  async restore(rootIno: number, snapshotId: string, pre: NewSnapshot, timeNs: TimeNs): Promise<RestoreResult & { pre: SnapshotRecord }> {
     return this.db.transaction(() => {
       const preRec = this.createSnapshotSync(rootIno, pre);
       const result: RestoreResult = { created: 0, modified: 0, removed: 0, unlinked: [], touched: [] };

@@ -100,3 +100,125 @@ export interface StoreStats {
   directories: number;
   logicalBytes: number;
 }
+
+// ------------------------------------------------- sub-store records
+
+/** One row of a subtree (live, or as a snapshot recorded it). */
+export interface TreeEntry {
+  /** Path relative to the tree's root, '' for the root itself. */
+  relPath: string;
+  ino: number;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  alloc: number;
+  mtimeNs: TimeNs;
+  vid: number | null;
+  target: string | null;
+}
+
+export interface SnapshotRecord {
+  snapshotId: string;
+  path: string;
+  name: string | null;
+  metadata: Record<string, unknown>;
+  createdAt: TimeNs;
+  createdBy: string | null;
+  fileCount: number;
+  totalBytes: number;
+  kind: 'manual' | 'pre-restore';
+}
+
+export interface TreeDiff {
+  added: string[];
+  modified: string[];
+  deleted: string[];
+}
+
+export interface RestoreResult {
+  /** Paths the restore brought back. */
+  created: number;
+  /** Paths whose content or attributes it changed. */
+  modified: number;
+  /** Paths it removed. */
+  removed: number;
+  /** Inodes left without links (the engine drops them once no handle has them open). */
+  unlinked: number[];
+  /** Inodes whose content or attributes changed (the engine forgets cached state). */
+  touched: number[];
+}
+
+export interface WorkspaceRecord {
+  path: string;
+  metadata: Record<string, unknown>;
+  createdBy: string | null;
+  createdAt: TimeNs;
+}
+
+export interface SessionRecord {
+  sessionId: string;
+  agentId: string;
+  metadata: Record<string, unknown>;
+  createdBy: string | null;
+  createdAt: TimeNs;
+  endedAt: TimeNs | null;
+  fileCount: number;
+}
+
+export type EventAction = 'create' | 'write' | 'delete' | 'rename';
+
+export interface SessionEvent {
+  id: number;
+  at: TimeNs;
+  sessionId: string;
+  action: EventAction;
+  ino: number;
+  path: string;
+  path2: string | null;
+  vidBefore: number | null;
+  vidAfter: number | null;
+}
+
+/** An API key as stored: its hash, never the secret. */
+export interface KeyRecord {
+  keyId: string;
+  keyHash: string;
+  subjectType: string;
+  subjectId: string;
+  isAdmin: boolean;
+  createdAt: TimeNs;
+  expiresAt: TimeNs | null;
+  revokedAt: TimeNs | null;
+}
+
+/** A ReBAC grant: subject has relation on object. */
+export interface GrantTuple {
+  subjectType: string;
+  subjectId: string;
+  relation: string;
+  objectType: string;
+  objectId: string;
+}
+
+export interface GrantRecord extends GrantTuple {
+  createdAt: TimeNs;
+}
+
+/** One finding of the structural check. */
+export interface TreeProblem {
+  kind: 'database' | 'root' | 'dangling-parent' | 'dangling-entry' | 'nlink' | 'dir-links' | 'orphan' | 'missing-version' | 'snapshot-missing-version';
+  ino?: number;
+  detail: string;
+  /** Where the file is (when it still has a name), for the person reading the report. */
+  path?: string;
+  /** The workspace that holds `path`, if any. */
+  workspace?: string;
+}
+
+/** Who uses a blob. */
+export interface BlobUsers {
+  inodes: number[];
+  /** Snapshot entries, with the path the file had in its snapshot. */
+  snapshots: { snapshot_id: string; path: string }[];
+}

@@ -4,7 +4,7 @@ import type { Services } from '../services/services.js';
 import { fsck } from '../services/fsck.js';
 import { collectGarbage, type GcOptions } from '../services/gc.js';
 import type { Api, CallContext, GrantFilter, GrantInput } from './api.js';
-import type { GrantTuple } from '../meta/sqlite-access.js';
+import type { GrantTuple } from '../meta/types.js';
 
 const tuple = (g: GrantInput): GrantTuple => ({
   subjectType: g.subject_type, subjectId: g.subject_id, relation: g.relation, objectType: g.object_type, objectId: g.object_id,

@@ -8,7 +8,8 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { NexusError } from '../errors.js';
 import type { AccessIdentity, OpContext } from '../engine/credentials.js';
 import { isWithin, normalizePath } from '../engine/names.js';
-import type { AccessStore, GrantRecord, GrantTuple } from '../meta/sqlite-access.js';
+import type { AccessStore } from '../meta/sub-stores.js';
+import type { GrantRecord, GrantTuple } from '../meta/types.js';
 import { nowNs, nsToIso, type TimeNs } from '../util/time.js';
 
 export type Relation = 'viewer' | 'editor' | 'owner';

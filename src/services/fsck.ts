@@ -11,7 +11,7 @@ import type { Engine } from '../engine/engine.js';
 import { ROOT_CONTEXT } from '../engine/credentials.js';
 import type { BlobStore } from '../blobs/blob-store.js';
 import type { MetaStore } from '../meta/meta-store.js';
-import { explainDamagedDatabase, type TreeProblem } from '../meta/sqlite-fsck.js';
+import type { TreeProblem } from '../meta/types.js';
 
 /** A file a finding concerns. */
 export interface FileRef {
@@ -49,11 +49,6 @@ export interface FsckReport {
 
 export const LOST_FOUND = '/lost+found';
 
-/** One line on a meta.db too damaged to open (SQLite corruption), for `nexus fsck` to print. */
-export function explainUnreadableMetadata(dbPath: string, sqliteMessage: string): string {
-  return explainDamagedDatabase(dbPath, sqliteMessage);
-}
-
 /** Path and workspace of inodes, looked up once per report. */
 async function locator(meta: MetaStore): Promise<(ino: number) => Promise<FileRef>> {
   const workspaces = (await meta.registry.listWorkspaces()).map((w) => w.path).sort((a, b) => b.length - a.length);
@@ -75,7 +70,7 @@ export async function fsck(
 ): Promise<FsckReport> {
   const check = async () => {
     // Rows read from damaged pages cannot be trusted: SQLite's check comes first.
-    const dbProblems = meta.fsck.checkDatabase();
+    const dbProblems = await meta.fsck.checkDatabase();
     const referenced = await meta.referencedBlobs();
     const missing: string[] = [];
     const corrupt: string[] = [];
@@ -95,7 +90,7 @@ export async function fsck(
     const locate = await locator(meta);
     const damaged: DamagedBlob[] = [];
     if (missing.length || corrupt.length) {
-      const users = meta.fsck.blobUsers(new Set([...missing, ...corrupt]));
+      const users = await meta.fsck.blobUsers(new Set([...missing, ...corrupt]));
       for (const [ids, state] of [[missing, 'missing'], [corrupt, 'corrupt']] as const) {
         for (const blob of ids) {
           const u = users.get(blob)!;
@@ -104,7 +99,7 @@ export async function fsck(
       }
     }
     const problems: TreeProblem[] = [...dbProblems];
-    for (const p of meta.fsck.checkTree()) {
+    for (const p of await meta.fsck.checkTree()) {
       // An orphan has no path by definition; a dangling entry's is the entry's own.
       const { ino: _, ...where } = p.ino === undefined || p.kind === 'orphan' ? { ino: 0 } : await locate(p.ino);
       problems.push({ ...p, ...where });
@@ -122,33 +117,33 @@ export async function fsck(
     // What is cut off from the root, and what names a lost version, found
     // before counts change (a recount can zero a detached file's nlink and
     // drops the dangling version reference).
-    const orphans = meta.fsck.orphans();
-    const versionless = meta.fsck.inodesWithMissingVersion();
+    const orphans = await meta.fsck.orphans();
+    const versionless = await meta.fsck.inodesWithMissingVersion();
     const versionlessPaths = new Map(await Promise.all(versionless.map(async (ino) => [ino, await meta.pathOf(ino).catch(() => undefined)] as const)));
-    meta.fsck.repairCounts();
+    await meta.fsck.repairCounts();
     repaired.push('link counts recomputed; dangling entries and version references dropped');
     const lostFound = await engine.mkdir(LOST_FOUND, 0o700, ROOT_CONTEXT, { parents: true });
     for (const ino of orphans) {
       if (ino === lostFound.ino) continue;
-      meta.fsck.linkInto(lostFound.ino, ino, `#${ino}`);
+      await meta.fsck.linkInto(lostFound.ino, ino, `#${ino}`);
       repaired.push(`unreachable inode ${ino} -> ${LOST_FOUND}/#${ino}`);
     }
     const moved = new Set<number>();
     // Left in place, a file whose content is gone would pass for a sound (empty) one.
     for (const ino of versionless) {
       const was = versionlessPaths.get(ino) ?? (await meta.pathOf(ino)) ?? `inode ${ino}`;
-      meta.fsck.linkInto(lostFound.ino, ino, `#${ino}-damaged`);
+      await meta.fsck.linkInto(lostFound.ino, ino, `#${ino}-damaged`);
       moved.add(ino);
       repaired.push(`${was} has lost its content (its version row is gone) -> ${LOST_FOUND}/#${ino}-damaged`);
     }
-    const damaged = meta.fsck.inodesUsingBlobs(new Set([...first.missing, ...first.corrupt]));
+    const damaged = await meta.fsck.inodesUsingBlobs(new Set([...first.missing, ...first.corrupt]));
     for (const ino of damaged) {
       if (moved.has(ino)) continue;
       const was = (await meta.pathOf(ino)) ?? `inode ${ino}`;
-      meta.fsck.linkInto(lostFound.ino, ino, `#${ino}-damaged`);
+      await meta.fsck.linkInto(lostFound.ino, ino, `#${ino}-damaged`);
       repaired.push(`${was} has missing or corrupt content -> ${LOST_FOUND}/#${ino}-damaged`);
     }
-    meta.fsck.repairCounts();
+    await meta.fsck.repairCounts();
   }
   const final = repaired.length ? await check() : first;
   // Damage that was moved aside is still damage in the blobs' sense, but the tree is sound.

@@ -2,8 +2,7 @@
  * The records users see (SDK return values, HTTP JSON, `--json` output): one
  * shape everywhere, snake_case like the wire format and the seed document.
  */
-import type { SnapshotRecord, TreeDiff } from '../meta/sqlite-tree-ops.js';
-import type { SessionRecord, WorkspaceRecord } from '../meta/sqlite-registry.js';
+import type { SessionRecord, SnapshotRecord, TreeDiff, WorkspaceRecord } from '../meta/types.js';
 import type { Stat } from '../engine/engine.js';
 import { S_IFMT, S_IFDIR, S_IFREG, S_IFLNK, S_IFIFO, S_IFSOCK } from '../meta/types.js';
 import { nsToIso } from '../util/time.js';
