@@ -15,11 +15,12 @@ import { promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sha256 } from '../blobs/hash.js';
-import { webcrypto } from 'node:crypto';
+import { createHash, webcrypto, type Hash } from 'node:crypto';
 import { NexusError } from '../errors.js';
 import type { BlobId, BlobStore } from '../blobs/blob-store.js';
 import type { ChunkRef } from '../meta/types.js';
 import type { ChunkReader } from './chunk-reader.js';
+import type { SpareFiles } from './spare-files.js';
 import type { OpContext } from './credentials.js';
 import type { TimeNs } from '../util/time.js';
 
@@ -44,8 +45,14 @@ export interface StagingMeta {
 interface Staged {
   path: string;
   len: number;
-  /** Hash of the chunk as it is now, started in the background once a sequential write filled it. */
+  /** Hash of the chunk as it is now, known once a sequential write filled it. */
   hashing?: Promise<HashedChunk>;
+  /**
+   * SHA-256 of the chunk's bytes so far while it has only been appended to
+   * (the common sequential write): fed from the caller's buffer while the
+   * pwrite runs in the threadpool, so a full chunk needs no read-back.
+   */
+  running?: Hash;
 }
 
 interface HashedChunk {
@@ -110,6 +117,7 @@ export class DirtyFile {
     private readonly stagingDir: string,
     private readonly reader: ChunkReader,
     base: { vid: number | null; chunks: ChunkRef[]; size: number; mtimeNs: TimeNs; ctimeNs: TimeNs },
+    private readonly spares?: SpareFiles,
   ) {
     this.size = base.size;
     this.baseVid = base.vid;
@@ -157,9 +165,14 @@ export class DirtyFile {
   }
 
   async read(offset: number, length: number): Promise<Buffer> {
+    const out = Buffer.allocUnsafe(Math.max(0, Math.min(offset + length, this.size) - offset));
+    return out.subarray(0, await this.readInto(offset, length, out));
+  }
+
+  /** Read into `out` from its start; returns the bytes read. */
+  async readInto(offset: number, length: number, out: Buffer): Promise<number> {
     const end = Math.min(offset + length, this.size);
-    if (end <= offset) return Buffer.alloc(0);
-    const out = Buffer.allocUnsafe(end - offset);
+    if (end <= offset) return 0;
     // Committed parts first (readCommitted writes every byte), then staged chunks on top.
     await readCommitted(this.reader, this.baseChunks, this.baseLimit, offset, end - offset, out, 0);
     for (let k = Math.floor(offset / CHUNK_SIZE); k * CHUNK_SIZE < end; k++) {
@@ -177,7 +190,7 @@ export class DirtyFile {
         await fd.read(out, dst, have, from);
       }
     }
-    return out;
+    return end - offset;
   }
 
   async write(offset: number, data: Uint8Array): Promise<number> {
@@ -191,11 +204,27 @@ export class DirtyFile {
       const fd = await this.fd(k);
       const st = this.staged.get(k)!;
       st.hashing = undefined; // the chunk changes: any earlier hash is stale
-      await fd.write(data, done, n, pos - cs);
+      const appends = st.running !== undefined && pos - cs === st.len;
+      if (!appends) st.running = undefined;
+      const writing = fd.write(data, done, n, pos - cs);
+      // Hash on this thread while the threadpool writes: the bytes are the caller's, no copy.
+      st.running?.update(data.subarray(done, done + n));
+      try {
+        const { bytesWritten } = await writing;
+        if (bytesWritten !== n) st.running = undefined;
+      } catch (e) {
+        st.running = undefined; // the staged bytes are unknown now
+        throw e;
+      }
       st.len = Math.max(st.len, pos - cs + n);
       done += n;
-      // A sequential writer just filled this chunk: hash it now, while it writes the next.
-      if (pos - cs + n === CHUNK_SIZE && st.len === CHUNK_SIZE && this.backgroundHashes < MAX_BACKGROUND_HASHES) {
+      if (st.len === CHUNK_SIZE && st.running) {
+        // Filled by appends: its hash is known now.
+        const id = st.running.digest('hex');
+        st.running = undefined;
+        st.hashing = Promise.resolve({ id: id === ZERO_CHUNK_ID ? null : id, len: CHUNK_SIZE });
+      } else if (pos - cs + n === CHUNK_SIZE && st.len === CHUNK_SIZE && this.backgroundHashes < MAX_BACKGROUND_HASHES) {
+        // A writer filled this chunk out of order: hash it now, off this thread, while it writes the next.
         this.backgroundHashes++;
         const job = this.hashStaged(k, st);
         st.hashing = job;
@@ -220,6 +249,7 @@ export class DirtyFile {
           const st = this.staged.get(lastKept)!;
           if (st.len > n - cs) {
             st.hashing = undefined;
+            st.running = undefined;
             await (await this.fd(lastKept)).truncate(n - cs);
             st.len = n - cs;
           }
@@ -314,10 +344,12 @@ export class DirtyFile {
     const keep = cs < this.baseLimit && ref?.id ? Math.min(ref.len, this.baseLimit - cs) : 0;
     // Copy the committed chunk unless this write replaces all of it.
     const init = keep > 0 && !(writeFrom === 0 && writeTo >= keep) ? await this.reader.read(ref!.id!, 0, keep) : undefined;
-    const fd = await fsp.open(path, 'w+', 0o600);
+    const fd = this.spares ? await this.spares.take(path) : await fsp.open(path, 'w+', 0o600);
     this.cacheFd(k, fd);
     if (init) await fd.write(init, 0, init.length, 0);
-    this.staged.set(k, { path, len: init?.length ?? 0 });
+    const running = createHash('sha256');
+    if (init) running.update(init);
+    this.staged.set(k, { path, len: init?.length ?? 0, running });
   }
 
   private async unstage(k: number): Promise<void> {
