@@ -19,6 +19,8 @@ const readP = promisify(readCb);
 
 const SLOW_MS = 2;
 const BACKOFF_MS = 1000;
+/** How old the storage-read baseline may get (reading it costs ~20 µs). */
+const BASELINE_MS = 1000;
 
 interface Entry {
   /** null while an asynchronous open is in flight. */
@@ -33,8 +35,9 @@ export class ReadFds {
   private readonly entries = new Map<string, Entry>();
   /** performance.now() before which reads go through the threadpool. */
   private asyncUntil = 0;
-  /** This thread's storage reads (bytes) when last looked at. */
-  private fetchedSeen = storageReadBytes() ?? 0;
+  /** This thread's storage reads (bytes) when last looked at, and when that was. */
+  private fetchedSeen = 0;
+  private fetchedAt = -Infinity;
 
   constructor(
     private readonly max: number,
@@ -50,6 +53,8 @@ export class ReadFds {
 
   private readSync(key: string, path: string, offset: number, out: Uint8Array, outOffset: number, length: number): number {
     const t0 = performance.now();
+    // A fresh baseline now and then, so what a slow read compares against is this thread's recent reads, not startup's.
+    if (t0 - this.fetchedAt > BASELINE_MS) this.lookAtFetched(t0);
     let entry = this.touch(key);
     if (entry?.fd === null) {
       // An asynchronous open is in flight: use a descriptor of our own this once.
@@ -106,10 +111,16 @@ export class ReadFds {
    * threadpool for a while.
    */
   private slowRead(): void {
+    const seen = this.fetchedSeen;
+    const now = performance.now();
+    if (this.lookAtFetched(now) === undefined || this.fetchedSeen > seen) this.asyncUntil = now + BACKOFF_MS;
+  }
+
+  private lookAtFetched(now: number): number | undefined {
     const fetched = storageReadBytes();
-    const fromStorage = fetched === undefined || fetched > this.fetchedSeen;
     this.fetchedSeen = fetched ?? 0;
-    if (fromStorage) this.asyncUntil = performance.now() + BACKOFF_MS;
+    this.fetchedAt = now;
+    return fetched;
   }
 
   /** The cached entry, moved to the most recently used end. */

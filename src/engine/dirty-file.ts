@@ -63,6 +63,8 @@ interface HashedChunk {
 
 /** Background hashes in flight per file: bounded, so a fast writer cannot pile up chunk buffers. */
 const MAX_BACKGROUND_HASHES = 4;
+/** Staging file links and unlinks in flight at a commit (libuv's pool has 4 threads). */
+const FILE_OPS_IN_FLIGHT = 8;
 const ZERO_CHUNK_ID = sha256(Buffer.alloc(CHUNK_SIZE));
 
 /** SHA-256 off the JavaScript thread (WebCrypto runs in libuv's pool), so hashing overlaps writes and uses both cores. */
@@ -276,18 +278,22 @@ export class DirtyFile {
       const results = await Promise.all(batch.map(([k, st]) => st.hashing ?? this.hashStaged(k, st)));
       batch.forEach(([k], j) => hashes.set(k, results[j]!));
     }
+    // Link the staged files into the store, several at a time: each link is a
+    // threadpool call, and a 1 GiB file has 1,024 of them.
+    await eachLimited(todo, FILE_OPS_IN_FLIGHT, async ([k, st]) => {
+      await this.closeFd(k);
+      const id = hashes.get(k)!.id;
+      if (id !== null) await blobs.adoptFile(st.path, id);
+    });
     const chunks: ChunkRef[] = [];
     const newIds: BlobId[] = [];
     for (let k = 0; k < count; k++) {
-      const st = this.staged.get(k);
-      if (st) {
-        await this.closeFd(k);
-        const h = hashes.get(k)!;
+      const h = hashes.get(k);
+      if (h) {
         if (h.id === null) {
           chunks.push({ id: null, len: 0 });
           continue;
         }
-        await blobs.adoptFile(st.path, h.id);
         this.reader.markVerified(h.id);
         chunks.push({ id: h.id, len: h.len });
         newIds.push(h.id);
@@ -329,7 +335,7 @@ export class DirtyFile {
 
   /** Drop every staged change (the file was deleted, or they are committed). */
   async discardStaging(): Promise<void> {
-    for (const k of [...this.staged.keys()]) await this.unstage(k);
+    await eachLimited([...this.staged.keys()], FILE_OPS_IN_FLIGHT, (k) => this.unstage(k));
     if (this.metaWritten) {
       await fsp.unlink(this.metaPath).catch(ignoreMissing);
       this.metaWritten = false;
@@ -399,6 +405,15 @@ export class DirtyFile {
     await fsp.rename(tmp, this.metaPath);
     this.metaWritten = true;
   }
+}
+
+/** Run `fn` over `items`, at most `width` at a time. */
+async function eachLimited<T>(items: readonly T[], width: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < items.length) await fn(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(width, items.length) }, lane));
 }
 
 function ignoreMissing(e: NodeJS.ErrnoException): void {
