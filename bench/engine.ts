@@ -8,6 +8,8 @@ import { mkdtempSync, rmSync, promises as fsp, constants as fsc } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { openDataDir } from '../src/engine/data-dir.js';
 import { ROOT_CONTEXT } from '../src/engine/credentials.js';
 
@@ -15,9 +17,12 @@ const MB = 1024 * 1024;
 const SEQ_MB = Number(process.env.NEXUS_BENCH_MB ?? 1024);
 const SMALL_FILES = Number(process.env.NEXUS_BENCH_FILES ?? 10_000);
 const BS = MB;
+const execFileP = promisify(execFile);
 
 interface Fs {
   name: string;
+  /** Directory the data lands in (flushed before the timed writes). */
+  root: string;
   seqWrite(path: string, blocks: Buffer[]): Promise<void>;
   seqRead(path: string, total: number): Promise<number>;
   writeSmall(path: string, data: Buffer): Promise<void>;
@@ -31,6 +36,7 @@ async function nativeFs(root: string): Promise<Fs> {
   const p = (x: string) => join(root, x);
   return {
     name: 'native',
+    root,
     async seqWrite(path, blocks) {
       const fh = await fsp.open(p(path), 'w');
       let pos = 0;
@@ -63,6 +69,7 @@ async function engineFs(dataDir: string): Promise<Fs> {
   const ctx = ROOT_CONTEXT;
   return {
     name: 'engine',
+    root: dataDir,
     async seqWrite(path, blocks) {
       const { fh } = await e.create('/' + path, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_TRUNC, 0o644, ctx);
       let pos = 0;
@@ -70,12 +77,14 @@ async function engineFs(dataDir: string): Promise<Fs> {
       await e.release(fh);
     },
     async seqRead(path, total) {
+      // Into one reused buffer, as the native side does (and as FUSE does: it hands us its buffer).
       const fh = await e.open('/' + path, fsc.O_RDONLY, ctx);
+      const buf = Buffer.allocUnsafe(BS);
       let pos = 0;
       while (pos < total) {
-        const b = await e.read(fh, BS, pos);
-        if (!b.length) break;
-        pos += b.length;
+        const n = await e.readInto(fh, buf, BS, pos);
+        if (!n) break;
+        pos += n;
       }
       await e.release(fh);
       return pos;
@@ -88,6 +97,11 @@ async function engineFs(dataDir: string): Promise<Fs> {
   };
 }
 
+/** syncfs(2) of the file system holding `dir` (coreutils `sync -f`; Node has no binding). */
+async function flushFs(dir: string): Promise<void> {
+  await execFileP('sync', ['-f', dir]);
+}
+
 async function timed(fn: () => Promise<unknown>): Promise<number> {
   const t0 = process.hrtime.bigint();
   await fn();
@@ -98,6 +112,8 @@ async function run(fs: Fs): Promise<Record<string, number>> {
   // Distinct random blocks: nothing dedups, as with real data.
   const blocks = Array.from({ length: SEQ_MB }, () => randomBytes(BS));
   const out: Record<string, number> = {};
+  // Start from no dirty pages: otherwise the second side written pays for the writeback of the first.
+  await flushFs(fs.root);
   out['seq write MB/s'] = SEQ_MB / (await timed(() => fs.seqWrite('big', blocks)));
   out['seq read MB/s'] = SEQ_MB / (await timed(async () => {
     const n = await fs.seqRead('big', SEQ_MB * MB);
@@ -124,6 +140,8 @@ async function main(): Promise<void> {
   await fsp.mkdir(nativeRoot);
   try {
     console.log(`bench/engine: ${SEQ_MB} MiB sequential (1 MiB blocks), ${SMALL_FILES} files of 4 KiB; ${base}`);
+    console.log('  writes start after a syncfs (no dirty pages left by the other side); reads follow the write');
+    console.log('  at once, so both sides read from the page cache into one reused 1 MiB buffer');
     const native = await nativeFs(nativeRoot);
     const n = await run(native);
     const engine = await engineFs(join(base, 'data'));

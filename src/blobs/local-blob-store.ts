@@ -6,30 +6,28 @@
  * reported as CORRUPT, never returned as good data.
  */
 import { promises as fsp, constants as fsc, existsSync, writeFileSync, renameSync, rmSync } from 'node:fs';
-import type { FileHandle } from 'node:fs/promises';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { NexusError, fromSystemError } from '../errors.js';
 import { sha256 } from './hash.js';
+import { ReadFds } from './read-fds.js';
 import { BLOB_ID_RE, type BlobId, type BlobStore, type ByteRange } from './blob-store.js';
 
 const execFileP = promisify(execFile);
 
+/**
+ * With synchronous reads an open costs a few µs, so a bigger cache buys little
+ * (~15% on a second pass over 1,024 blobs) for descriptors the daemon may need.
+ */
 const MAX_CACHED_FDS = 64;
 const SYNC_PUT_MAX = 256 * 1024;
 
-interface FdEntry {
-  fh: Promise<FileHandle>;
-  users: number;
-  evicted: boolean;
-}
-
 export class LocalBlobStore implements BlobStore {
   private readonly tmpDir: string;
-  /** Open descriptors for range reads (blobs never change, so a cached fd never goes stale). */
-  private readonly fds = new Map<BlobId, FdEntry>();
+  /** Descriptors for range reads; reads are synchronous while the page cache serves them (see read-fds.ts). */
+  private readonly fds = new ReadFds(MAX_CACHED_FDS);
 
   private constructor(readonly root: string) {
     this.tmpDir = join(root, 'tmp');
@@ -104,51 +102,14 @@ export class LocalBlobStore implements BlobStore {
   }
 
   async readInto(id: BlobId, offset: number, out: Uint8Array, outOffset: number, length: number): Promise<number> {
-    const entry = this.acquireFd(id);
     try {
-      const fh = await entry.fh;
-      let done = 0;
-      while (done < length) {
-        const { bytesRead } = await fh.read(out, outOffset + done, length - done, offset + done);
-        if (bytesRead === 0) break;
-        done += bytesRead;
-      }
-      return done;
+      return await this.fds.read(id, this.pathOf(id), offset, out, outOffset, length);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
         throw new NexusError('CORRUPT', `Blob ${id} is missing from the store`, { blob: id });
       }
       throw fromSystemError(e);
-    } finally {
-      this.releaseFd(id, entry);
     }
-  }
-
-  private acquireFd(id: BlobId): FdEntry {
-    let entry = this.fds.get(id);
-    if (entry) {
-      this.fds.delete(id); // re-insert: most recently used last
-    } else {
-      entry = { fh: fsp.open(this.pathOf(id), 'r'), users: 0, evicted: false };
-      entry.fh.catch(() => {});
-    }
-    this.fds.set(id, entry);
-    entry.users++;
-    while (this.fds.size > MAX_CACHED_FDS) {
-      const [oldId, old] = this.fds.entries().next().value as [BlobId, FdEntry];
-      this.fds.delete(oldId);
-      old.evicted = true;
-      if (old.users === 0) void old.fh.then((fh) => fh.close()).catch(() => {});
-    }
-    return entry;
-  }
-
-  private releaseFd(id: BlobId, entry: FdEntry): void {
-    entry.users--;
-    entry.fh.catch(() => {
-      if (this.fds.get(id) === entry) this.fds.delete(id);
-    });
-    if (entry.evicted && entry.users === 0) void entry.fh.then((fh) => fh.close()).catch(() => {});
   }
 
   async has(id: BlobId): Promise<boolean> {
@@ -165,12 +126,7 @@ export class LocalBlobStore implements BlobStore {
   }
 
   async delete(id: BlobId): Promise<void> {
-    const entry = this.fds.get(id);
-    this.fds.delete(id);
-    if (entry) {
-      entry.evicted = true;
-      if (entry.users === 0) await entry.fh.then((fh) => fh.close()).catch(() => {});
-    }
+    this.fds.drop(id);
     await fsp.rm(this.pathOf(id), { force: true });
   }
 
@@ -198,12 +154,7 @@ export class LocalBlobStore implements BlobStore {
   }
 
   async close(): Promise<void> {
-    const entries = [...this.fds.values()];
-    this.fds.clear();
-    for (const e of entries) {
-      e.evicted = true;
-      if (e.users === 0) await e.fh.then((fh) => fh.close()).catch(() => {});
-    }
+    this.fds.close();
   }
 
   async verify(id: BlobId): Promise<'ok' | 'missing' | 'corrupt'> {

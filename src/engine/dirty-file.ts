@@ -15,11 +15,12 @@ import { promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sha256 } from '../blobs/hash.js';
-import { webcrypto } from 'node:crypto';
+import { createHash, webcrypto, type Hash } from 'node:crypto';
 import { NexusError } from '../errors.js';
 import type { BlobId, BlobStore } from '../blobs/blob-store.js';
 import type { ChunkRef } from '../meta/types.js';
 import type { ChunkReader } from './chunk-reader.js';
+import type { SpareFiles } from './spare-files.js';
 import type { OpContext } from './credentials.js';
 import type { TimeNs } from '../util/time.js';
 import { encodeTag, tagKey, tagOf, UNTAGGED_KEY, type WriterTag } from './writer-tag.js';
@@ -45,8 +46,14 @@ export interface StagingMeta {
 interface Staged {
   path: string;
   len: number;
-  /** Hash of the chunk as it is now, started in the background once a sequential write filled it. */
+  /** Hash of the chunk as it is now, known once a sequential write filled it. */
   hashing?: Promise<HashedChunk>;
+  /**
+   * SHA-256 of the chunk's bytes so far while it has only been appended to
+   * (the common sequential write): fed from the caller's buffer while the
+   * pwrite runs in the threadpool, so a full chunk needs no read-back.
+   */
+  running?: Hash;
 }
 
 interface HashedChunk {
@@ -57,6 +64,8 @@ interface HashedChunk {
 
 /** Background hashes in flight per file: bounded, so a fast writer cannot pile up chunk buffers. */
 const MAX_BACKGROUND_HASHES = 4;
+/** Staging file links and unlinks in flight at a commit (libuv's pool has 4 threads). */
+const FILE_OPS_IN_FLIGHT = 8;
 const ZERO_CHUNK_ID = sha256(Buffer.alloc(CHUNK_SIZE));
 
 /** SHA-256 off the JavaScript thread (WebCrypto runs in libuv's pool), so hashing overlaps writes and uses both cores. */
@@ -113,6 +122,7 @@ export class DirtyFile {
     private readonly stagingDir: string,
     private readonly reader: ChunkReader,
     base: { vid: number | null; chunks: ChunkRef[]; size: number; mtimeNs: TimeNs; ctimeNs: TimeNs },
+    private readonly spares?: SpareFiles,
   ) {
     this.size = base.size;
     this.baseVid = base.vid;
@@ -178,9 +188,14 @@ export class DirtyFile {
   }
 
   async read(offset: number, length: number): Promise<Buffer> {
+    const out = Buffer.allocUnsafe(Math.max(0, Math.min(offset + length, this.size) - offset));
+    return out.subarray(0, await this.readInto(offset, length, out));
+  }
+
+  /** Read into `out` from its start; returns the bytes read. */
+  async readInto(offset: number, length: number, out: Buffer): Promise<number> {
     const end = Math.min(offset + length, this.size);
-    if (end <= offset) return Buffer.alloc(0);
-    const out = Buffer.allocUnsafe(end - offset);
+    if (end <= offset) return 0;
     // Committed parts first (readCommitted writes every byte), then staged chunks on top.
     await readCommitted(this.reader, this.baseChunks, this.baseLimit, offset, end - offset, out, 0);
     for (let k = Math.floor(offset / CHUNK_SIZE); k * CHUNK_SIZE < end; k++) {
@@ -198,7 +213,7 @@ export class DirtyFile {
         await fd.read(out, dst, have, from);
       }
     }
-    return out;
+    return end - offset;
   }
 
   async write(offset: number, data: Uint8Array): Promise<number> {
@@ -212,11 +227,27 @@ export class DirtyFile {
       const fd = await this.fd(k);
       const st = this.staged.get(k)!;
       st.hashing = undefined; // the chunk changes: any earlier hash is stale
-      await fd.write(data, done, n, pos - cs);
+      const appends = st.running !== undefined && pos - cs === st.len;
+      if (!appends) st.running = undefined;
+      const writing = fd.write(data, done, n, pos - cs);
+      // Hash on this thread while the threadpool writes: the bytes are the caller's, no copy.
+      st.running?.update(data.subarray(done, done + n));
+      try {
+        const { bytesWritten } = await writing;
+        if (bytesWritten !== n) st.running = undefined;
+      } catch (e) {
+        st.running = undefined; // the staged bytes are unknown now
+        throw e;
+      }
       st.len = Math.max(st.len, pos - cs + n);
       done += n;
-      // A sequential writer just filled this chunk: hash it now, while it writes the next.
-      if (pos - cs + n === CHUNK_SIZE && st.len === CHUNK_SIZE && this.backgroundHashes < MAX_BACKGROUND_HASHES) {
+      if (st.len === CHUNK_SIZE && st.running) {
+        // Filled by appends: its hash is known now.
+        const id = st.running.digest('hex');
+        st.running = undefined;
+        st.hashing = Promise.resolve({ id: id === ZERO_CHUNK_ID ? null : id, len: CHUNK_SIZE });
+      } else if (pos - cs + n === CHUNK_SIZE && st.len === CHUNK_SIZE && this.backgroundHashes < MAX_BACKGROUND_HASHES) {
+        // A writer filled this chunk out of order: hash it now, off this thread, while it writes the next.
         this.backgroundHashes++;
         const job = this.hashStaged(k, st);
         st.hashing = job;
@@ -241,6 +272,7 @@ export class DirtyFile {
           const st = this.staged.get(lastKept)!;
           if (st.len > n - cs) {
             st.hashing = undefined;
+            st.running = undefined;
             await (await this.fd(lastKept)).truncate(n - cs);
             st.len = n - cs;
           }
@@ -267,18 +299,22 @@ export class DirtyFile {
       const results = await Promise.all(batch.map(([k, st]) => st.hashing ?? this.hashStaged(k, st)));
       batch.forEach(([k], j) => hashes.set(k, results[j]!));
     }
+    // Link the staged files into the store, several at a time: each link is a
+    // threadpool call, and a 1 GiB file has 1,024 of them.
+    await eachLimited(todo, FILE_OPS_IN_FLIGHT, async ([k, st]) => {
+      await this.closeFd(k);
+      const id = hashes.get(k)!.id;
+      if (id !== null) await blobs.adoptFile(st.path, id);
+    });
     const chunks: ChunkRef[] = [];
     const newIds: BlobId[] = [];
     for (let k = 0; k < count; k++) {
-      const st = this.staged.get(k);
-      if (st) {
-        await this.closeFd(k);
-        const h = hashes.get(k)!;
+      const h = hashes.get(k);
+      if (h) {
         if (h.id === null) {
           chunks.push({ id: null, len: 0 });
           continue;
         }
-        await blobs.adoptFile(st.path, h.id);
         this.reader.markVerified(h.id);
         chunks.push({ id: h.id, len: h.len });
         newIds.push(h.id);
@@ -320,7 +356,7 @@ export class DirtyFile {
 
   /** Drop every staged change (the file was deleted, or they are committed). */
   async discardStaging(): Promise<void> {
-    for (const k of [...this.staged.keys()]) await this.unstage(k);
+    await eachLimited([...this.staged.keys()], FILE_OPS_IN_FLIGHT, (k) => this.unstage(k));
     if (this.metaWritten) {
       await fsp.unlink(this.metaPath).catch(ignoreMissing);
       this.metaWritten = false;
@@ -339,10 +375,12 @@ export class DirtyFile {
     const keep = cs < this.baseLimit && ref?.id ? Math.min(ref.len, this.baseLimit - cs) : 0;
     // Copy the committed chunk unless this write replaces all of it.
     const init = keep > 0 && !(writeFrom === 0 && writeTo >= keep) ? await this.reader.read(ref!.id!, 0, keep) : undefined;
-    const fd = await fsp.open(path, 'w+', 0o600);
+    const fd = this.spares ? await this.spares.take(path) : await fsp.open(path, 'w+', 0o600);
     this.cacheFd(k, fd);
     if (init) await fd.write(init, 0, init.length, 0);
-    this.staged.set(k, { path, len: init?.length ?? 0 });
+    const running = createHash('sha256');
+    if (init) running.update(init);
+    this.staged.set(k, { path, len: init?.length ?? 0, running });
   }
 
   private async unstage(k: number): Promise<void> {
@@ -392,6 +430,15 @@ export class DirtyFile {
     await fsp.rename(tmp, this.metaPath);
     this.metaWritten = true;
   }
+}
+
+/** Run `fn` over `items`, at most `width` at a time. */
+async function eachLimited<T>(items: readonly T[], width: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < items.length) await fn(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(width, items.length) }, lane));
 }
 
 function ignoreMissing(e: NodeJS.ErrnoException): void {

@@ -68,6 +68,11 @@ export class MemoryFile {
     this.journaledWriter = key;
   }
 
+  async readInto(offset: number, length: number, out: Buffer): Promise<number> {
+    const end = Math.min(offset + length, this.size);
+    return end <= offset ? 0 : this.data.copy(out, 0, offset, end);
+  }
+
   async write(offset: number, bytes: Uint8Array): Promise<number> {
     // Journal first: if it fails (ENOSPC), memory is untouched and the write fails whole.
     this.lastSeq = this.journal.append(this.ino, 'write', offset, bytes);

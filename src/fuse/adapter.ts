@@ -267,7 +267,8 @@ export function buildOps(services: Services, control: ControlFiles, sessions: Se
 
     read: (path, fd, buf: Buffer, len, pos, cb) =>
       replyCount('read', path, cb, async () => {
-        const data = ownsHandle(fd) ? await control.read(fd, len, pos) : await engine.read(fd, len, pos);
+        if (!ownsHandle(fd)) return engine.readInto(fd, buf, Math.min(len, buf.length), pos); // straight into libfuse's buffer
+        const data = await control.read(fd, len, pos);
         data.copy(buf, 0, 0, Math.min(len, data.length));
         return Math.min(len, data.length);
       }),

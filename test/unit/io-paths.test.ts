@@ -1,0 +1,209 @@
+/**
+ * The fast read and write paths: Engine.readInto (straight into the caller's
+ * buffer), blob range reads (synchronous or through the threadpool), chunk
+ * hashes computed from the writer's buffer, and spare staging files.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { constants as C, promises as fsp, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { openDataDir, type OpenedDataDir } from '../../src/engine/data-dir.js';
+import { ROOT_CONTEXT } from '../../src/engine/credentials.js';
+import { CHUNK_SIZE } from '../../src/engine/dirty-file.js';
+import { ReadFds } from '../../src/blobs/read-fds.js';
+import { NexusError } from '../../src/errors.js';
+import { pattern } from '../conformance/harness.js';
+import { newFds, openFds, removeDir, tempDir } from '../helpers/data-dir.js';
+
+const ctx = ROOT_CONTEXT;
+const MB = CHUNK_SIZE;
+let dataDir: string;
+let d: OpenedDataDir | undefined;
+
+beforeEach(async () => {
+  dataDir = await tempDir('nx-io-');
+});
+
+afterEach(async () => {
+  await d?.close();
+  d = undefined;
+  await removeDir(dataDir);
+});
+
+const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+/** Blob ids of the file's committed chunks, and every blob re-checked against its hash. */
+async function committedChunks(o: OpenedDataDir, path: string): Promise<(string | null)[]> {
+  const st = await o.engine.getattr(path, ctx);
+  const node = await o.meta.getInode(st.ino);
+  const version = await o.meta.getVersion(node!.vid!);
+  const ids = version!.chunks.map((c) => c.id);
+  for (const id of ids) if (id) expect(await o.blobs.verify(id), `blob ${id}`).toBe('ok');
+  return ids;
+}
+
+describe('Engine.readInto', () => {
+  it('reads committed, staged and in-memory content into the caller buffer, short at the end of the file', async () => {
+    d = await openDataDir(dataDir);
+    const e = d.engine;
+    const big = pattern(3 * MB + 777, 1);
+    await e.writeFile('/big', big, ctx);
+    await e.writeFile('/small', pattern(5000, 2), ctx);
+    const buf = Buffer.alloc(2 * MB, 0xee);
+
+    const r = await e.open('/big', C.O_RDONLY, ctx);
+    expect(await e.readInto(r, buf, MB, MB - 10)).toBe(MB);
+    expect(buf.subarray(0, MB).equals(big.subarray(MB - 10, 2 * MB - 10))).toBe(true);
+    expect(await e.readInto(r, buf, 2 * MB, 3 * MB)).toBe(777);
+    expect(buf.subarray(0, 777).equals(big.subarray(3 * MB))).toBe(true);
+    expect(await e.readInto(r, buf, 100, big.length + 5)).toBe(0);
+
+    // Staged (uncommitted) changes over committed chunks.
+    const w = await e.open('/big', C.O_RDWR, ctx);
+    await e.write(w, Buffer.from('hello'), MB + 3);
+    expect(await e.readInto(r, buf, 20, MB)).toBe(20);
+    const want = Buffer.from(big.subarray(MB, MB + 20));
+    want.write('hello', 3);
+    expect(buf.subarray(0, 20).equals(want)).toBe(true);
+
+    // A small file pending in memory.
+    const s = await e.open('/small', C.O_RDWR, ctx);
+    await e.write(s, Buffer.from('XY'), 4999);
+    expect(await e.readInto(s, buf, 10_000, 4990)).toBe(11);
+    expect(buf.subarray(9, 11).toString()).toBe('XY');
+
+    expect(await e.readInto(r, buf, 0, 0)).toBe(0);
+    await expect(e.readInto(r, Buffer.alloc(10), 11, 0)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    await expect(e.readInto(r, buf, 10, -1)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    const wo = await e.open('/small', C.O_WRONLY, ctx);
+    await expect(e.readInto(wo, buf, 10, 0)).rejects.toMatchObject({ code: 'BAD_HANDLE' });
+    for (const fh of [r, w, s, wo]) await e.release(fh);
+  });
+
+  it('a blob removed behind the engine reads as CORRUPT, never as data', async () => {
+    d = await openDataDir(dataDir);
+    await d.engine.writeFile('/f', pattern(2 * MB, 3), ctx);
+    const [, second] = await committedChunks(d, '/f');
+    await fsp.rm(d.blobs.pathOf(second!));
+    const fh = await d.engine.open('/f', C.O_RDONLY, ctx);
+    await expect(d.engine.readInto(fh, Buffer.alloc(MB), MB, MB)).rejects.toMatchObject({ code: 'CORRUPT' });
+    await d.engine.release(fh);
+  });
+});
+
+describe('chunk hashes from the writer\'s buffer', () => {
+  it('sequential appends in pieces of any size store each chunk under the hash of its bytes', async () => {
+    d = await openDataDir(dataDir);
+    const e = d.engine;
+    const data = pattern(3 * MB + 12345, 4);
+    const { fh } = await e.create('/seq', C.O_WRONLY | C.O_CREAT, 0o644, ctx);
+    // Pieces that straddle chunk boundaries.
+    for (let pos = 0, step = 1; pos < data.length; step = (step * 7 + 3) % 300_000 + 1) {
+      const n = Math.min(step, data.length - pos);
+      await e.write(fh, data.subarray(pos, pos + n), pos);
+      pos += n;
+    }
+    await e.release(fh);
+    const ids = await committedChunks(d, '/seq');
+    expect(ids).toEqual([0, 1, 2, 3].map((k) => sha(data.subarray(k * MB, (k + 1) * MB))));
+    expect((await e.readFile('/seq', ctx)).equals(data)).toBe(true);
+  });
+
+  it('an overwrite, a gap or a truncate in a chunk being appended to is hashed from what was written', async () => {
+    d = await openDataDir(dataDir);
+    const e = d.engine;
+    const data = pattern(4 * MB, 5);
+    const { fh } = await e.create('/mixed', C.O_RDWR | C.O_CREAT, 0o644, ctx);
+    // Chunk 0: appends, then an overwrite before it fills, then more appends.
+    await e.write(fh, data.subarray(0, 600_000), 0);
+    data.write('overwritten', 1000);
+    await e.write(fh, data.subarray(1000, 1011), 1000);
+    await e.write(fh, data.subarray(600_000, MB), 600_000);
+    // Chunk 1: filled by appends, then changed after its hash was known.
+    await e.write(fh, data.subarray(MB, 2 * MB), MB);
+    data.write('changed', MB + 5);
+    await e.write(fh, data.subarray(MB + 5, MB + 12), MB + 5);
+    // Chunk 2: a write past a gap (zeros below it), then appends to the end.
+    data.fill(0, 2 * MB, 2 * MB + 100);
+    await e.write(fh, data.subarray(2 * MB + 100, 2 * MB + 200), 2 * MB + 100);
+    await e.write(fh, data.subarray(2 * MB + 200, 3 * MB), 2 * MB + 200);
+    // Chunk 3: appended, truncated inside, then appended again.
+    await e.write(fh, data.subarray(3 * MB, 3 * MB + 500_000), 3 * MB);
+    await e.truncate('/mixed', 3 * MB + 1000, ctx);
+    await e.write(fh, data.subarray(3 * MB + 1000, 4 * MB), 3 * MB + 1000);
+    await e.release(fh);
+    const ids = await committedChunks(d, '/mixed');
+    expect(ids).toEqual([0, 1, 2, 3].map((k) => sha(data.subarray(k * MB, (k + 1) * MB))));
+    expect((await e.readFile('/mixed', ctx)).equals(data)).toBe(true);
+  });
+
+  it('a chunk of zeros written sequentially is a hole, not a blob', async () => {
+    d = await openDataDir(dataDir);
+    const data = Buffer.concat([pattern(MB, 6), Buffer.alloc(MB), pattern(10, 7)]);
+    await d.engine.writeFile('/holey', data, ctx);
+    const ids = await committedChunks(d, '/holey');
+    expect(ids[1]).toBeNull();
+    expect((await d.engine.readFile('/holey', ctx)).equals(data)).toBe(true);
+  });
+});
+
+describe('spare staging files', () => {
+  it('leave nothing behind after a clean close: no staging file, no descriptor', async () => {
+    const before = await openFds();
+    d = await openDataDir(dataDir);
+    for (let i = 0; i < 3; i++) await d.engine.writeFile(`/f${i}`, pattern(2 * MB + i, i), ctx);
+    await d.close();
+    d = undefined;
+    expect(await fsp.readdir(join(dataDir, 'staging'))).toEqual([]);
+    expect(await newFds(before), 'descriptors left open').toEqual([]);
+  });
+
+  it('a spare left by a crash is removed at the next open and never becomes data', async () => {
+    d = await openDataDir(dataDir);
+    await d.engine.writeFile('/f', pattern(MB + 5, 8), ctx);
+    await d.close();
+    d = undefined;
+    writeFileSync(join(dataDir, 'staging', 'spare.0123456789ab'), '');
+    d = await openDataDir(dataDir);
+    expect(await fsp.readdir(join(dataDir, 'staging'))).not.toContain('spare.0123456789ab');
+    expect((await d.engine.readFile('/f', ctx)).equals(pattern(MB + 5, 8))).toBe(true);
+  });
+});
+
+describe('ReadFds', () => {
+  it('reads ranges synchronously or through the threadpool, with at most `max` descriptors cached', async () => {
+    const files: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      files.push(join(dataDir, `b${i}`));
+      writeFileSync(files[i]!, pattern(100_000, i));
+    }
+    for (const sync of [true, false]) {
+      const before = await openFds();
+      const fds = new ReadFds(2, sync);
+      const out = Buffer.alloc(1000);
+      // Concurrent reads of more files than the cache holds: evictions must not close a descriptor in use.
+      const got = await Promise.all(
+        files.flatMap((f, i) => [0, 50_000, 99_500].map(async (off) => {
+          const b = Buffer.alloc(1000);
+          const n = await fds.read(f, f, off, b, 0, 1000);
+          return b.subarray(0, n).equals(pattern(100_000, i).subarray(off, off + 1000));
+        })),
+      );
+      expect(got.every(Boolean)).toBe(true);
+      expect(fds.size).toBeLessThanOrEqual(2);
+      expect(await fds.read(files[0]!, files[0]!, 10, out, 500, 20)).toBe(20);
+      expect(out.subarray(500, 520).equals(pattern(100_000, 0).subarray(10, 30))).toBe(true);
+      await expect(fds.read('missing', join(dataDir, 'missing'), 0, out, 0, 10)).rejects.toMatchObject({ code: 'ENOENT' });
+      fds.close();
+      await new Promise((r) => setTimeout(r, 50));
+      expect(await newFds(before), `descriptors left open (sync ${sync})`).toEqual([]);
+    }
+  });
+
+  it('a read of a missing blob through the store is CORRUPT', async () => {
+    d = await openDataDir(dataDir);
+    const err = await d.blobs.readInto('0'.repeat(64), 0, Buffer.alloc(10), 0, 10).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(NexusError);
+    expect((err as NexusError).code).toBe('CORRUPT');
+  });
+});
