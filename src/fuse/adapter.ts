@@ -50,7 +50,9 @@ function toFuseStat(s: Stat) {
 class OpProfile {
   private readonly stats = new Map<string, { n: number; ns: bigint }>();
   constructor() {
-    process.on('exit', () => log.warn({ ops: Object.fromEntries([...this.stats].map(([k, v]) => [k, { n: v.n, avgUs: Number(v.ns / BigInt(v.n) / 1000n) }])) }, 'fuse op profile'));
+    // logger() at exit, not the module's `log`: that one was made before the
+    // daemon configured its (synchronous) destination and may not flush at exit.
+    process.on('exit', () => logger('fuse').warn({ ops: Object.fromEntries([...this.stats].map(([k, v]) => [k, { n: v.n, avgUs: Number(v.ns / BigInt(v.n) / 1000n) }])) }, 'fuse op profile'));
   }
   wrap(op: string, cb: Cb): Cb {
     const t0 = process.hrtime.bigint();
