@@ -636,7 +636,8 @@ export class Engine {
     return this.statOf(await this.meta.link(node.ino, parent.ino, name, nowNs()));
   }
 
-  async unlink(path: string, ctx: OpContext): Promise<void> {
+  /** Returns how many names the file has left (a mount drops other names' cached attributes when some remain). */
+  async unlink(path: string, ctx: OpContext): Promise<{ nlinkLeft: number }> {
     const { parent, name, mustBeDir } = await this.resolveParent(path, ctx, 'unlink');
     const victim = await this.meta.lookup(parent.ino, name);
     if (!victim) throw new NexusError('NOT_FOUND', `No such file or directory: ${path}`);
@@ -647,6 +648,7 @@ export class Engine {
     this.record(ctx, 'delete', victim.ino, path, { vidBefore: victim.vid });
     await this.maybeDrop(after);
     await this.reclaimIfFull();
+    return { nlinkLeft: after.nlink };
   }
 
   async rmdir(path: string, ctx: OpContext): Promise<void> {
@@ -661,7 +663,8 @@ export class Engine {
     await this.maybeDrop(after);
   }
 
-  async rename(from: string, to: string, ctx: OpContext): Promise<void> {
+  /** Returns how many names a file replaced at `to` has left (null: nothing was replaced). */
+  async rename(from: string, to: string, ctx: OpContext): Promise<{ replacedNlinkLeft: number | null }> {
     const src = await this.resolveParent(from, ctx, 'rename');
     const dst = await this.resolveParent(to, ctx, 'rename');
     const moving = await this.meta.lookup(src.parent.ino, src.name);
@@ -677,6 +680,7 @@ export class Engine {
     if (result.replaced) this.record(ctx, 'delete', result.replaced.ino, to, { vidBefore: result.replaced.vid });
     this.record(ctx, 'rename', moving.ino, from, { path2: to });
     if (result.replaced) await this.maybeDrop(result.replaced);
+    return { replacedNlinkLeft: result.replaced ? result.replaced.nlink : null };
   }
 
   /** Forget an inode with no links once nobody has it open. */
@@ -825,6 +829,11 @@ export class Engine {
     this.openCount.set(ino, (this.openCount.get(ino) ?? 0) + 1);
     if (acc !== fsc.O_RDONLY) this.writerCount.set(ino, (this.writerCount.get(ino) ?? 0) + 1);
     return fh;
+  }
+
+  /** The inode an open handle is for (undefined: no such handle). */
+  inoOfHandle(fh: number): number | undefined {
+    return this.handles.get(fh)?.ino;
   }
 
   private handle(fh: number): Handle {

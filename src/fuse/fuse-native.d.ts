@@ -293,6 +293,19 @@ declare module 'fuse-native' {
     readonly mnt: string;
     mount(cb: (err: Error | null) => void): void;
     unmount(cb: (err: Error | null) => void): void;
+    /**
+     * Nexus patch (version 5): drop what the kernel caches, from libuv's
+     * threadpool. `epoch`: every cached name (positive or negative) is looked
+     * up again before its next use (FUSE_NOTIFY_INC_EPOCH, kernel 6.16+);
+     * `nodeids`: inodes whose attributes (with `pages`, also cached pages) are
+     * dropped, 1 being the root (the only node id the high-level API exposes).
+     * The result's `epoch` is 0 or the negative errno the kernel answered
+     * (-22, EINVAL: a kernel without epochs). Errors only when not mounted.
+     */
+    invalidate(
+      opts: { epoch?: boolean; nodeids?: number[]; pages?: boolean },
+      cb: (err: Error | null, result: { epoch: number; inodeErrors: number }) => void,
+    ): void;
     /** errno('ENOENT') === Fuse.ENOENT; -1 for an unknown name. */
     errno(code: string): number;
     /**
