@@ -277,8 +277,8 @@ export function buildOps(services: Services, control: ControlFiles, sessions: Se
           return [o.fh, { directIo: o.directIo }];
         }
         const r = await engine.create(path, (typeof flags === 'number' ? flags : fsc.O_RDWR) | fsc.O_CREAT, mode, need(path, 'editor', writer()));
-        fstat(r.stat);
-        return cache.keepPages(r.stat.ino) ? [r.fh, { keepCache: true }] : [r.fh];
+        // The stat saves libfuse's fgetattr round trip after create (patched fuse-native).
+        return [r.fh, cache.keepPages(r.stat.ino) ? { keepCache: true } : undefined, fstat(r.stat)];
       });
     },
 
@@ -303,11 +303,9 @@ export function buildOps(services: Services, control: ControlFiles, sessions: Se
         return n;
       }),
 
-    flush: (path, fd, cb) =>
-      reply('flush', path, cb, async () => {
-        if (!ownsHandle(fd)) await engine.flush(fd);
-        return [];
-      }),
+    // No flush: it would only check the handle (files commit at release), and
+    // without it libfuse answers ENOSYS once, after which the kernel stops
+    // sending FLUSH at every close(2): one round trip less per open file.
 
     fsync: (path, _datasync, fd, cb) =>
       reply('fsync', path, cb, async () => {
@@ -343,6 +341,7 @@ export function buildOps(services: Services, control: ControlFiles, sessions: Se
         else {
           const st = await engine.truncate(path, size, need(path, 'editor', writer()));
           await aliasedChange(st.ino, st.nlink);
+          return [fstat(st)];
         }
         return [];
       }),
@@ -353,6 +352,7 @@ export function buildOps(services: Services, control: ControlFiles, sessions: Se
         else {
           const st = await engine.ftruncate(fd, size);
           await aliasedChange(st.ino, st.nlink);
+          return [fstat(st)];
         }
         return [];
       }),
@@ -377,7 +377,7 @@ export function buildOps(services: Services, control: ControlFiles, sessions: Se
         }
         const st = await engine.utimens(path, a, m, c);
         await aliasedChange(st.ino, st.nlink);
-        return [];
+        return [fstat(st)];
       }),
 
     chmod: (path, mode, cb) =>
@@ -385,7 +385,7 @@ export function buildOps(services: Services, control: ControlFiles, sessions: Se
         if (isControl(path)) control.refuse(path);
         const st = await engine.chmod(path, mode, need(path, 'editor', ctx()));
         await aliasedChange(st.ino, st.nlink);
-        return [];
+        return [fstat(st)];
       }),
 
     chown: (path, uid, gid, cb) =>
@@ -394,22 +394,20 @@ export function buildOps(services: Services, control: ControlFiles, sessions: Se
         // libfuse passes (uid_t)-1 for "unchanged" as an unsigned 32-bit value.
         const st = await engine.chown(path, uid === 0xffffffff ? -1 : uid, gid === 0xffffffff ? -1 : gid, need(path, 'editor', ctx()));
         await aliasedChange(st.ino, st.nlink);
-        return [];
+        return [fstat(st)];
       }),
 
     mknod: (path, mode, dev, cb) =>
       reply('mknod', path, cb, async () => {
         if (isControl(path)) control.refuse(path);
-        await engine.mknod(path, mode, dev, need(path, 'editor', writer()));
-        return [];
+        return [fstat(await engine.mknod(path, mode, dev, need(path, 'editor', writer())))];
       }),
 
     mkdir: (path, mode, cb) =>
       reply('mkdir', path, cb, async () => {
         if (path === CONTROL_ROOT) throw new NexusError('ALREADY_EXISTS', `${path} is reserved`);
         if (isControl(path)) control.refuse(path);
-        await engine.mkdir(path, mode, need(path, 'editor', writer()));
-        return [];
+        return [fstat(await engine.mkdir(path, mode, need(path, 'editor', writer())))];
       }),
 
     unlink: (path, cb) =>
@@ -442,17 +440,15 @@ export function buildOps(services: Services, control: ControlFiles, sessions: Se
         const st = await engine.link(src, dest, need(dest, 'editor', need(src, 'editor', writer())));
         // libfuse 2.9 gives the new name its own node id, so the kernel's inode
         // of every other name (the one linked from included) has a stale link count.
-        fstat(st);
         await cache.changed();
-        return [];
+        return [fstat(st)];
       }),
 
     // fuse-native passes (target, linkPath).
     symlink: (target, path, cb) =>
       reply('symlink', path, cb, async () => {
         if (isControl(path)) control.refuse(path);
-        await engine.symlink(target, path, need(path, 'editor', writer()));
-        return [];
+        return [fstat(await engine.symlink(target, path, need(path, 'editor', writer())))];
       }),
 
     readlink: (path, cb) =>
@@ -490,7 +486,7 @@ export function buildOps(services: Services, control: ControlFiles, sessions: Se
  * them '' so path-based checks and logs stay simple.
  */
 function withNullPaths(ops: Record<string, Cb>): Record<string, Cb> {
-  for (const name of ['fgetattr', 'read', 'write', 'flush', 'fsync', 'release', 'ftruncate']) {
+  for (const name of ['fgetattr', 'read', 'write', 'fsync', 'release', 'ftruncate']) {
     const op = ops[name]!;
     ops[name] = (path: string | null, ...rest: unknown[]) => op(path ?? '', ...rest);
   }
