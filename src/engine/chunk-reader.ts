@@ -65,6 +65,13 @@ export class ChunkReader {
     return whole.copy(out, outOffset, offset, offset + length);
   }
 
+  /** A small blob this process just wrote from these bytes: keep them (a reader often follows a writer). */
+  seed(id: BlobId, data: Buffer): void {
+    if (data.length > SMALL_BLOB || this.cache.has(id)) return;
+    this.markVerified(id);
+    this.remember(id, Buffer.from(data));
+  }
+
   /** Start reading a verified chunk whole in the background (read-ahead); a later readInto waits for it. */
   prefetch(id: BlobId, blobLen: number): void {
     if (this.cache.has(id) || this.inflight.has(id) || !this.verified.has(id) || blobLen > this.cacheLimit / 4) return;

@@ -636,8 +636,8 @@ export class Engine {
     return this.statOf(await this.meta.link(node.ino, parent.ino, name, nowNs()));
   }
 
-  /** Returns how many names the file has left (a mount drops other names' cached attributes when some remain). */
-  async unlink(path: string, ctx: OpContext): Promise<{ nlinkLeft: number }> {
+  /** Returns the file's inode and how many names it has left (a mount drops other names' cached attributes when some remain). */
+  async unlink(path: string, ctx: OpContext): Promise<{ ino: number; nlinkLeft: number }> {
     const { parent, name, mustBeDir } = await this.resolveParent(path, ctx, 'unlink');
     const victim = await this.meta.lookup(parent.ino, name);
     if (!victim) throw new NexusError('NOT_FOUND', `No such file or directory: ${path}`);
@@ -648,7 +648,7 @@ export class Engine {
     this.record(ctx, 'delete', victim.ino, path, { vidBefore: victim.vid });
     await this.maybeDrop(after);
     await this.reclaimIfFull();
-    return { nlinkLeft: after.nlink };
+    return { ino: after.ino, nlinkLeft: after.nlink };
   }
 
   async rmdir(path: string, ctx: OpContext): Promise<void> {
@@ -663,8 +663,8 @@ export class Engine {
     await this.maybeDrop(after);
   }
 
-  /** Returns how many names a file replaced at `to` has left (null: nothing was replaced). */
-  async rename(from: string, to: string, ctx: OpContext): Promise<{ replacedNlinkLeft: number | null }> {
+  /** Returns the file replaced at `to`, if any, and how many names it has left. */
+  async rename(from: string, to: string, ctx: OpContext): Promise<{ replaced: { ino: number; nlinkLeft: number } | null }> {
     const src = await this.resolveParent(from, ctx, 'rename');
     const dst = await this.resolveParent(to, ctx, 'rename');
     const moving = await this.meta.lookup(src.parent.ino, src.name);
@@ -680,7 +680,7 @@ export class Engine {
     if (result.replaced) this.record(ctx, 'delete', result.replaced.ino, to, { vidBefore: result.replaced.vid });
     this.record(ctx, 'rename', moving.ino, from, { path2: to });
     if (result.replaced) await this.maybeDrop(result.replaced);
-    return { replacedNlinkLeft: result.replaced ? result.replaced.nlink : null };
+    return { replaced: result.replaced ? { ino: result.replaced.ino, nlinkLeft: result.replaced.nlink } : null };
   }
 
   /** Forget an inode with no links once nobody has it open. */
@@ -1003,6 +1003,8 @@ export class Engine {
     if (opts.durable) await this.blobs.sync(newIds);
     else if (newIds.length) this.unsynced = true;
     for (const id of newIds) this.reader.markVerified(id);
+    // A small file's bytes are at hand: the next read of it need not go to disk.
+    if (df instanceof MemoryFile && chunks.length === 1 && chunks[0]!.id) this.reader.seed(chunks[0]!.id, await df.read(0, df.size));
     const writer = df.lastWriter;
     const jseq = df instanceof MemoryFile ? df.lastSeq : undefined;
     const vid = await this.meta.commitContent(

@@ -104,7 +104,7 @@ export function buildOps(services: Services, control: ControlFiles, sessions: Se
   };
   /** After a change to a file with several names: the kernel's inodes of its other names are stale. */
   const aliasedChange = async (ino: number | undefined, nlink?: number): Promise<void> => {
-    if (cache.isAliased(ino) || (nlink !== undefined && nlink > 1)) await cache.changed();
+    if (ino !== undefined && (cache.isAliased(ino) || (nlink !== undefined && nlink > 1))) await cache.changedInodes([ino]);
   };
   const cursors = new DirCursors();
   /**
@@ -415,7 +415,7 @@ export function buildOps(services: Services, control: ControlFiles, sessions: Se
         if (isControl(path)) control.refuse(path);
         const r = await engine.unlink(path, need(path, 'editor', writer()));
         // Names left: the kernel's inodes of those names still show the old link count.
-        if (r.nlinkLeft > 0) await cache.changed();
+        if (r.nlinkLeft > 0) await cache.changedInodes([r.ino]);
         return [];
       }),
 
@@ -430,7 +430,7 @@ export function buildOps(services: Services, control: ControlFiles, sessions: Se
       reply('rename', src, cb, async () => {
         if (isControl(src) || isControl(dest)) control.refuse(isControl(src) ? src : dest);
         const r = await engine.rename(src, dest, need(dest, 'editor', need(src, 'editor', writer())));
-        if (r.replacedNlinkLeft !== null && r.replacedNlinkLeft > 0) await cache.changed();
+        if (r.replaced && r.replaced.nlinkLeft > 0) await cache.changedInodes([r.replaced.ino]);
         return [];
       }),
 
@@ -440,7 +440,7 @@ export function buildOps(services: Services, control: ControlFiles, sessions: Se
         const st = await engine.link(src, dest, need(dest, 'editor', need(src, 'editor', writer())));
         // libfuse 2.9 gives the new name its own node id, so the kernel's inode
         // of every other name (the one linked from included) has a stale link count.
-        await cache.changed();
+        await cache.changedInodes([st.ino]);
         return [fstat(st)];
       }),
 

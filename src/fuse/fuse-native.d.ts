@@ -306,12 +306,16 @@ declare module 'fuse-native' {
      * up again before its next use (FUSE_NOTIFY_INC_EPOCH, kernel 6.16+);
      * `nodeids`: inodes whose attributes (with `pages`, also cached pages) are
      * dropped, 1 being the root (the only node id the high-level API exposes).
+     * Version 7: `inos` (st_ino values, with useIno): every node id the kernel
+     * holds for each, i.e. one kernel inode per name of a hard-linked file.
      * The result's `epoch` is 0 or the negative errno the kernel answered
-     * (-22, EINVAL: a kernel without epochs). Errors only when not mounted.
+     * (-22, EINVAL: a kernel without epochs); `complete` is false when the
+     * binding's node id table may miss some (then bump the epoch instead).
+     * Errors only when not mounted.
      */
     invalidate(
-      opts: { epoch?: boolean; nodeids?: number[]; pages?: boolean },
-      cb: (err: Error | null, result: { epoch: number; inodeErrors: number }) => void,
+      opts: { epoch?: boolean; nodeids?: number[]; inos?: number[]; pages?: boolean },
+      cb: (err: Error | null, result: { epoch: number; inodeErrors: number; complete: boolean }) => void,
     ): void;
     /** errno('ENOENT') === Fuse.ENOENT; -1 for an unknown name. */
     errno(code: string): number;

@@ -7,10 +7,15 @@
  * fast. Changes that come through the kernel keep those caches right by
  * themselves. Everything else (the CLI and the SDK over the daemon's socket,
  * /.nexus/ctl commands such as restore, and a change to a file with several
- * names, which libfuse 2.9 gives one kernel inode per name) must call
- * `changed()` before it answers: that makes every cached name be looked up
- * again (FUSE_NOTIFY_INC_EPOCH, which refreshes each inode's attributes on
- * its next path walk) and drops the root's attributes.
+ * names, which libfuse 2.9 gives one kernel inode per name) must say so before
+ * it answers. `changed()` (anything may have changed) makes every cached name
+ * be looked up again (FUSE_NOTIFY_INC_EPOCH, which refreshes each inode's
+ * attributes on its next path walk) and drops the root's attributes.
+ * `changedInodes(inos)` (only these inodes' attributes changed: link counts,
+ * or content through another name) drops the attributes of exactly the kernel
+ * inodes that show them: the patched binding tracks which node ids the kernel
+ * holds for which inode. Bumping the epoch for those would make every later
+ * path walk look each component up again (git's link+unlink per object).
  *
  * Pages: an open may keep the file's cached pages (`keepCache`) only while
  * nothing changed behind the kernel since the pages were last known good,
@@ -92,7 +97,21 @@ export class KernelCache {
     if (this.again) await this.changed();
   }
 
-  private invalidate(): Promise<{ epoch: number; inodeErrors: number }> {
+  /**
+   * Only these inodes' attributes changed (not names, not content behind the
+   * kernel): drop them in every kernel inode that shows them. Falls back to
+   * `changed()` if the binding's node id table may be incomplete.
+   */
+  async changedInodes(inos: number[]): Promise<void> {
+    if (!this.enabled || !this.fuse || inos.length === 0) return;
+    const fuse = this.fuse;
+    const r = await new Promise<{ epoch: number; inodeErrors: number; complete: boolean }>((res, rej) =>
+      fuse.invalidate({ inos }, (err, x) => (err ? rej(err) : res(x))));
+    if (r.inodeErrors) log.error({ inodeErrors: r.inodeErrors }, 'kernel inode invalidation failed');
+    if (!r.complete || r.inodeErrors) await this.changed();
+  }
+
+  private invalidate(): Promise<{ epoch: number; inodeErrors: number; complete: boolean }> {
     const fuse = this.fuse!;
     return new Promise((res, rej) => fuse.invalidate({ epoch: true, nodeids: [1] }, (err, r) => (err ? rej(err) : res(r))));
   }
