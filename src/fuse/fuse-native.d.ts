@@ -306,6 +306,7 @@ declare module 'fuse-native' {
      * up again before its next use (FUSE_NOTIFY_INC_EPOCH, kernel 6.16+);
      * `nodeids`: inodes whose attributes (with `pages`, also cached pages) are
      * dropped, 1 being the root (the only node id the high-level API exposes).
+     * Version 8: `open`: also every inode with an open file or directory.
      * Version 7: `inos` (st_ino values, with useIno): every node id the kernel
      * holds for each, i.e. one kernel inode per name of a hard-linked file.
      * The result's `epoch` is 0 or the negative errno the kernel answered
@@ -314,7 +315,7 @@ declare module 'fuse-native' {
      * Errors only when not mounted.
      */
     invalidate(
-      opts: { epoch?: boolean; nodeids?: number[]; inos?: number[]; pages?: boolean },
+      opts: { epoch?: boolean; nodeids?: number[]; inos?: number[]; open?: boolean; pages?: boolean },
       cb: (err: Error | null, result: { epoch: number; inodeErrors: number; complete: boolean }) => void,
     ): void;
     /** errno('ENOENT') === Fuse.ENOENT; -1 for an unknown name. */

@@ -10,7 +10,9 @@
  * names, which libfuse 2.9 gives one kernel inode per name) must say so before
  * it answers. `changed()` (anything may have changed) makes every cached name
  * be looked up again (FUSE_NOTIFY_INC_EPOCH, which refreshes each inode's
- * attributes on its next path walk) and drops the root's attributes.
+ * attributes on its next path walk) and drops the attributes and pages of the
+ * root and of every open file and directory (fstat and reads on descriptors
+ * opened before the change walk no path).
  * `changedInodes(inos)` (only these inodes' attributes changed: link counts,
  * or content through another name) drops the attributes of exactly the kernel
  * inodes that show them: the patched binding tracks which node ids the kernel
@@ -111,9 +113,14 @@ export class KernelCache {
     if (!r.complete || r.inodeErrors) await this.changed();
   }
 
+  /**
+   * The epoch (names, and attributes at the next path walk), the root's
+   * attributes, and the attributes and pages of every open file and directory
+   * (read through descriptors, no path walk refreshes them).
+   */
   private invalidate(): Promise<{ epoch: number; inodeErrors: number; complete: boolean }> {
     const fuse = this.fuse!;
-    return new Promise((res, rej) => fuse.invalidate({ epoch: true, nodeids: [1] }, (err, r) => (err ? rej(err) : res(r))));
+    return new Promise((res, rej) => fuse.invalidate({ epoch: true, nodeids: [1], open: true, pages: true }, (err, r) => (err ? rej(err) : res(r))));
   }
 
   /** Note an inode's link count from a stat handed to the kernel. */

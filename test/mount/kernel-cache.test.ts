@@ -6,7 +6,7 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { fuseAvailable, startMount, sh, NEXUS_BIN, type TestMount } from '../helpers/mount.js';
+import { fuseAvailable, startMount, sh, py, NEXUS_BIN, type TestMount } from '../helpers/mount.js';
 
 let m: TestMount;
 
@@ -65,6 +65,18 @@ describe.skipIf(!fuseAvailable)('mount: kernel caches never hide a change', () =
     const ino = sh(m.mountpoint, 'stat -c %i rv/f').stdout;
     cli(['session', 'revert', id]);
     expect(sh(m.mountpoint, 'cat rv/f; stat -c %i rv/f').stdout).toBe(`AAAA${ino}`);
+  });
+
+  it('a descriptor opened before a CLI change (same size) reads the new content at once', () => {
+    sh(m.mountpoint, 'mkdir -p fd && printf one > fd/f');
+    const r = py(m.mountpoint, `
+import os, subprocess, sys
+fd = os.open('fd/f', os.O_RDONLY)
+before = (os.fstat(fd).st_size, os.pread(fd, 100, 0))
+subprocess.run([sys.argv[2], sys.argv[3], 'write', '/fd/f', '--data-dir', sys.argv[4]], input=b'two', check=True, cwd='/', stdout=subprocess.DEVNULL)
+print(before, (os.fstat(fd).st_size, os.pread(fd, 100, 0)))
+`, { args: [process.execPath, NEXUS_BIN, m.dataDir] });
+    expect(r.stdout.trim()).toBe("(3, b'one') (3, b'two')");
   });
 
   it('a change through one name of a hard-linked file shows under its other names', () => {
