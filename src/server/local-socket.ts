@@ -55,12 +55,6 @@ export interface LocalSocket {
   close(): Promise<void>;
 }
 
-/**
- * Serve the API on `<dataDir>/nexus.sock`. The caller holds the data
- * directory's lock, so a socket already there is a dead daemon's: it is
- * replaced. The socket is bound under a temporary name, made 0600, then
- * renamed into place, so it is never reachable with looser permissions.
- */
 export interface LocalSocketOptions {
   logger?: Logger | false;
   /**
@@ -71,6 +65,12 @@ export interface LocalSocketOptions {
   afterChange?: () => Promise<void>;
 }
 
+/**
+ * Serve the API on `<dataDir>/nexus.sock`. The caller holds the data
+ * directory's lock, so a socket already there is a dead daemon's: it is
+ * replaced. The socket is bound under a temporary name, made 0600, then
+ * renamed into place, so it is never reachable with looser permissions.
+ */
 export async function startLocalSocket(services: Services, dataDir: string, opts: LocalSocketOptions = {}): Promise<LocalSocket> {
   const path = socketPath(dataDir);
   const tmp = join(dataDir, `.nexus.sock.${process.pid}`);
