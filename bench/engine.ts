@@ -91,7 +91,7 @@ async function engineFs(dataDir: string): Promise<Fs> {
     },
     writeSmall: async (path, data) => void (await e.writeFile('/' + path, data, ctx)),
     stat: async (path) => (await e.getattr('/' + path, ctx)).size,
-    unlink: (path) => e.unlink('/' + path, ctx),
+    unlink: async (path) => void (await e.unlink('/' + path, ctx)),
     mkdir: async (path) => void (await e.mkdir('/' + path, 0o755, ctx)),
     close: () => d.close(),
   };

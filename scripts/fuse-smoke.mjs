@@ -267,6 +267,27 @@ async function parent (moduleDir, opts) {
     ev = await events()
     check(ev.filter(e => e.op === 'getattr' && e.path === '/dd').length >= 2, 'attrTimeout: 0 reaches libfuse (two stats, two getattr)', `${ev.filter(e => e.op === 'getattr' && e.path === '/dd').length} getattr`)
 
+    // 6b. Version 6: a setattr op that answers the resulting stat saves libfuse's getattr after it.
+    if (ready.patchVersion >= 6) {
+      fs.writeFileSync(p('hinted'), 'x'); fs.writeFileSync(p('not-hinted'), 'x')
+      await events()
+      fs.chmodSync(p('hinted'), 0o600)
+      const hinted = (await events()).filter(e => e.op === 'getattr' && e.path === '/hinted').length
+      fs.chmodSync(p('not-hinted'), 0o600)
+      const plain = (await events()).filter(e => e.op === 'getattr' && e.path === '/not-hinted').length
+      check(hinted === plain - 1 && (fs.statSync(p('hinted')).mode & 0o7777) === 0o600,
+        'stat hint: chmod answering cb(0, stat) spares the getattr libfuse sends after it', `getattr calls during chmod: ${hinted} with a stat answered, ${plain} without; stat shows mode ${(fs.statSync(p('hinted')).mode & 0o7777).toString(8)}`)
+    }
+
+    // 6c. Version 5: fuse.invalidate (the Nexus daemon's test/mount/kernel-cache.test.ts checks its effect).
+    if (ready.patchVersion >= 5) {
+      send({ cmd: 'invalidate' })
+      const inv = (await next()).invalidated
+      const [maj, min] = os.release().split('.').map(Number)
+      if (maj > 6 || (maj === 6 && min >= 16)) check(inv && inv.epoch === 0 && inv.inodeErrors === 0, 'invalidate({ epoch, nodeids: [1] }): the kernel takes FUSE_NOTIFY_INC_EPOCH', JSON.stringify(inv))
+      else info('invalidate', `kernel ${os.release()} predates FUSE_NOTIFY_INC_EPOCH: ${JSON.stringify(inv)} (expected epoch -22)`)
+    }
+
     // 7. Gotchas, measured (INFO only).
     const names = fs.readdirSync(mnt)
     const lsa = sh('ls', ['-a', mnt]).stdout.split('\n').filter(Boolean)
@@ -864,7 +885,11 @@ function child (mnt, moduleDir, opts) {
       n.ctimeNs = nowNs()
       cb(0)
     },
-    chmod (p, mode, cb) { const n = nodes.get(p); n.mode = (n.mode & ~0o7777) | (mode & 0o7777); cb(0) },
+    chmod (p, mode, cb) {
+      const n = nodes.get(p)
+      n.mode = (n.mode & ~0o7777) | (mode & 0o7777)
+      cb(0, p === '/hinted' ? stat(n) : undefined) // version 6: the stat serves libfuse's getattr after the setattr
+    },
     chown (p, uid, gid, cb) { cb(0) },
     mkdir (p, mode, cb) { ev('mkdir', p); nodes.set(p, mk(0o40000 | mode, ctx())); cb(0) },
     readlink (p, cb) { ev('readlink', p) /* never answers: shows the op timeout */ },
@@ -1178,6 +1203,7 @@ function child (mnt, moduleDir, opts) {
   })
   process.on('message', m => {
     if (m.cmd === 'events') { process.send({ events: log }); log = [] }
+    if (m.cmd === 'invalidate') fuse.invalidate({ epoch: true, nodeids: [1] }, (e, r) => process.send({ invalidated: e ? { error: e.message } : r }))
     if (m.cmd === 'unmount') unmountAll()
   })
   process.on('disconnect', unmountAll)

@@ -91,6 +91,9 @@ export async function readCommitted(
     const to = Math.min(end, limit, cs + ref.len);
     if (from >= to) continue;
     if (from > filled) out.fill(0, outOffset + filled - offset, outOffset + from - offset);
+    // Reading from the start of a chunk: read the next one ahead (see ChunkReader).
+    const next = chunks[k + 1];
+    if (from === cs && next?.id && (k + 1) * CHUNK_SIZE < limit) reader.prefetch(next.id, next.len);
     const n = await reader.readInto(ref.id, from - cs, to - from, out, outOffset + from - offset, ref.len);
     // A blob shorter than its recorded length is damage, not a hole.
     if (n !== to - from) throw new NexusError('CORRUPT', `Blob ${ref.id} is shorter than recorded`, { blob: ref.id });

@@ -730,7 +730,8 @@ export class Engine {
     return this.statOf(await this.meta.link(node.ino, parent.ino, name, nowNs()));
   }
 
-  async unlink(path: string, ctx: OpContext): Promise<void> {
+  /** Returns the file's inode and how many names it has left (a mount drops other names' cached attributes when some remain). */
+  async unlink(path: string, ctx: OpContext): Promise<{ ino: number; nlinkLeft: number }> {
     const { parent, name, mustBeDir } = await this.resolveParent(path, ctx, 'unlink');
     const victim = await this.meta.lookup(parent.ino, name);
     if (!victim) throw new NexusError('NOT_FOUND', `No such file or directory: ${path}`);
@@ -741,6 +742,7 @@ export class Engine {
     this.record(ctx, 'delete', victim.ino, path, { vidBefore: victim.vid });
     await this.maybeDrop(after);
     this.reclaimIfFull();
+    return { ino: after.ino, nlinkLeft: after.nlink };
   }
 
   async rmdir(path: string, ctx: OpContext): Promise<void> {
@@ -755,7 +757,8 @@ export class Engine {
     await this.maybeDrop(after);
   }
 
-  async rename(from: string, to: string, ctx: OpContext): Promise<void> {
+  /** Returns the file replaced at `to`, if any, and how many names it has left. */
+  async rename(from: string, to: string, ctx: OpContext): Promise<{ replaced: { ino: number; nlinkLeft: number } | null }> {
     const src = await this.resolveParent(from, ctx, 'rename');
     const dst = await this.resolveParent(to, ctx, 'rename');
     const moving = await this.meta.lookup(src.parent.ino, src.name);
@@ -774,6 +777,7 @@ export class Engine {
       await this.maybeDrop(result.replaced);
       this.reclaimIfFull();
     }
+    return { replaced: result.replaced ? { ino: result.replaced.ino, nlinkLeft: result.replaced.nlink } : null };
   }
 
   /** Forget an inode with no links once nobody has it open. */
@@ -923,6 +927,11 @@ export class Engine {
     this.openCount.set(ino, (this.openCount.get(ino) ?? 0) + 1);
     if (acc !== fsc.O_RDONLY) this.writerCount.set(ino, (this.writerCount.get(ino) ?? 0) + 1);
     return fh;
+  }
+
+  /** The inode an open handle is for (undefined: no such handle). */
+  inoOfHandle(fh: number): number | undefined {
+    return this.handles.get(fh)?.ino;
   }
 
   private handle(fh: number): Handle {
@@ -1112,6 +1121,8 @@ export class Engine {
     if (opts.durable) await this.blobs.sync(newIds);
     else if (newIds.length) this.unsynced = true;
     for (const id of newIds) this.reader.markVerified(id);
+    // A small file's bytes are at hand: the next read of it need not go to disk.
+    if (df instanceof MemoryFile && chunks.length === 1 && chunks[0]!.id) this.reader.seed(chunks[0]!.id, await df.read(0, df.size));
     const writer = df.lastWriter;
     const jseq = df instanceof MemoryFile ? df.lastSeq : undefined;
     const vid = await this.meta.commitContent(

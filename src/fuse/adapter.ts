@@ -16,6 +16,8 @@ import { CONTROL_ROOT, ControlFiles, type ControlCaller } from './control-files.
 import type { SessionResolver } from './session-resolver.js';
 import type { AccessIdentity } from '../engine/credentials.js';
 import type { Relation } from '../services/access.js';
+import type { KernelCache } from './kernel-cache.js';
+import { isDir } from '../meta/types.js';
 
 type Cb = (...args: any[]) => void;
 const log = logger('fuse');
@@ -50,7 +52,9 @@ function toFuseStat(s: Stat) {
 class OpProfile {
   private readonly stats = new Map<string, { n: number; ns: bigint }>();
   constructor() {
-    process.on('exit', () => log.warn({ ops: Object.fromEntries([...this.stats].map(([k, v]) => [k, { n: v.n, avgUs: Number(v.ns / BigInt(v.n) / 1000n) }])) }, 'fuse op profile'));
+    // logger() at exit, not the module's `log`: that one was made before the
+    // daemon configured its (synchronous) destination and may not flush at exit.
+    process.on('exit', () => logger('fuse').warn({ ops: Object.fromEntries([...this.stats].map(([k, v]) => [k, { n: v.n, avgUs: Number(v.ns / BigInt(v.n) / 1000n) }])) }, 'fuse op profile'));
   }
   wrap(op: string, cb: Cb): Cb {
     const t0 = process.hrtime.bigint();
@@ -91,8 +95,17 @@ class DirCursors {
   }
 }
 
-export function buildOps(services: Services, control: ControlFiles, sessions: SessionResolver, identity?: AccessIdentity): Record<string, Cb> {
+export function buildOps(services: Services, control: ControlFiles, sessions: SessionResolver, cache: KernelCache, identity?: AccessIdentity): Record<string, Cb> {
   const engine = services.engine;
+  /** Every stat handed to the kernel: files with several names are noted (see KernelCache). */
+  const fstat = (s: Stat) => {
+    cache.noteLinks(s.ino, s.nlink, isDir(s.mode));
+    return toFuseStat(s);
+  };
+  /** After a change to a file with several names: the kernel's inodes of its other names are stale. */
+  const aliasedChange = async (ino: number | undefined, nlink?: number): Promise<void> => {
+    if (ino !== undefined && (cache.isAliased(ino) || (nlink !== undefined && nlink > 1))) await cache.changedInodes([ino]);
+  };
   const cursors = new DirCursors();
   /**
    * Who is calling, and which agent session their writes belong to.
@@ -175,14 +188,14 @@ export function buildOps(services: Services, control: ControlFiles, sessions: Se
 
     getattr: (path, cb) =>
       reply('getattr', path, cb, async () => {
-        if (isControl(path)) return [toFuseStat(await control.getattr(path, caller()))];
+        if (isControl(path)) return [fstat(await control.getattr(path, caller()))];
         const c = ctx();
         if (!visible(path, c)) need(path, 'viewer', c);
-        return [toFuseStat(await engine.getattr(path, c))];
+        return [fstat(await engine.getattr(path, c))];
       }),
 
     fgetattr: (path, fd, cb) =>
-      reply('fgetattr', path, cb, async () => [toFuseStat(ownsHandle(fd) || isControl(path) ? await control.getattr(path, caller()) : await engine.fgetattr(fd))]),
+      reply('fgetattr', path, cb, async () => [fstat(ownsHandle(fd) || isControl(path) ? await control.getattr(path, caller()) : await engine.fgetattr(fd))]),
 
     access: (path, mode, cb) =>
       reply('access', path, cb, async () => {
@@ -210,7 +223,7 @@ export function buildOps(services: Services, control: ControlFiles, sessions: Se
         if (isControl(path)) {
           if (offset > 0) return [[], [], []];
           const { names, stats } = await control.readdir(path, caller());
-          return [names, stats.map(toFuseStat), names.map((_, i) => i + 1)];
+          return [names, stats.map(fstat), names.map((_, i) => i + 1)];
         }
         // Fuse.context() is only valid before the first await: take the caller now.
         const who = caller();
@@ -221,13 +234,13 @@ export function buildOps(services: Services, control: ControlFiles, sessions: Se
         const offsets: number[] = [];
         let after: string | undefined;
         if (offset === 0) {
-          const self = toFuseStat(await engine.getattr(path, c, true));
+          const self = fstat(await engine.getattr(path, c, true));
           names.push('.', '..');
           stats.push(self, self);
           offsets.push(1, 2);
           if (path === '/') {
             names.push('.nexus');
-            stats.push(toFuseStat(await control.getattr(CONTROL_ROOT, who)));
+            stats.push(fstat(await control.getattr(CONTROL_ROOT, who)));
             offsets.push(cursors.offsetFor(path, ''));
           }
         } else if (offset > 2) {
@@ -237,7 +250,7 @@ export function buildOps(services: Services, control: ControlFiles, sessions: Se
         for (const e of page) {
           if (identity && !visible(`${path === '/' ? '' : path}/${e.name}`, c)) continue;
           names.push(e.name);
-          stats.push(toFuseStat(e.stat));
+          stats.push(fstat(e.stat));
           offsets.push(cursors.offsetFor(path, e.name));
         }
         return [names, stats, offsets];
@@ -250,7 +263,9 @@ export function buildOps(services: Services, control: ControlFiles, sessions: Se
           return [o.fh, { directIo: o.directIo }];
         }
         const writing = (flags & 3) !== 0 || (flags & fsc.O_TRUNC) !== 0;
-        return [await engine.open(path, flags, need(path, writing ? 'editor' : 'viewer', writing ? writer() : ctx()))];
+        const fh = await engine.open(path, flags, need(path, writing ? 'editor' : 'viewer', writing ? writer() : ctx()));
+        // Keep the file's cached pages when nothing changed behind the kernel since they were read.
+        return cache.keepPages(engine.inoOfHandle(fh)) ? [fh, { keepCache: true }] : [fh];
       }),
 
     // The patched binding passes the open flags to create (stock passes none).
@@ -261,7 +276,9 @@ export function buildOps(services: Services, control: ControlFiles, sessions: Se
           const o = await control.open(path, flags, caller());
           return [o.fh, { directIo: o.directIo }];
         }
-        return [(await engine.create(path, (typeof flags === 'number' ? flags : fsc.O_RDWR) | fsc.O_CREAT, mode, need(path, 'editor', writer()))).fh];
+        const r = await engine.create(path, (typeof flags === 'number' ? flags : fsc.O_RDWR) | fsc.O_CREAT, mode, need(path, 'editor', writer()));
+        // The stat saves libfuse's fgetattr round trip after create (patched fuse-native).
+        return [r.fh, cache.keepPages(r.stat.ino) ? { keepCache: true } : undefined, fstat(r.stat)];
       });
     },
 
@@ -276,15 +293,20 @@ export function buildOps(services: Services, control: ControlFiles, sessions: Se
     write: (path, fd, buf: Buffer, len, pos, cb) =>
       replyCount('write', path, cb, async () => {
         // buf points into libfuse memory: the engine copies what it keeps.
-        if (ownsHandle(fd)) return control.write(fd, Buffer.from(buf.subarray(0, len)), caller());
-        return engine.write(fd, buf.subarray(0, len), pos);
+        if (ownsHandle(fd)) {
+          // A command (restore, revert, ...) may change any path: drop the kernel's caches.
+          const n = await control.write(fd, Buffer.from(buf.subarray(0, len)), caller());
+          await cache.changed();
+          return n;
+        }
+        const n = await engine.write(fd, buf.subarray(0, len), pos);
+        await aliasedChange(engine.inoOfHandle(fd));
+        return n;
       }),
 
-    flush: (path, fd, cb) =>
-      reply('flush', path, cb, async () => {
-        if (!ownsHandle(fd)) await engine.flush(fd);
-        return [];
-      }),
+    // No flush: it would only check the handle (files commit at release), and
+    // without it libfuse answers ENOSYS once, after which the kernel stops
+    // sending FLUSH at every close(2): one round trip less per open file.
 
     fsync: (path, _datasync, fd, cb) =>
       reply('fsync', path, cb, async () => {
@@ -317,14 +339,22 @@ export function buildOps(services: Services, control: ControlFiles, sessions: Se
     truncate: (path, size, cb) =>
       reply('truncate', path, cb, async () => {
         if (isControl(path)) control.truncate(path);
-        else await engine.truncate(path, size, need(path, 'editor', writer()));
+        else {
+          const st = await engine.truncate(path, size, need(path, 'editor', writer()));
+          await aliasedChange(st.ino, st.nlink);
+          return [fstat(st)];
+        }
         return [];
       }),
 
     ftruncate: (path, fd, size, cb) =>
       reply('ftruncate', path, cb, async () => {
         if (ownsHandle(fd) || isControl(path)) control.truncate(path);
-        else await engine.ftruncate(fd, size);
+        else {
+          const st = await engine.ftruncate(fd, size);
+          await aliasedChange(st.ino, st.nlink);
+          return [fstat(st)];
+        }
         return [];
       }),
 
@@ -346,44 +376,47 @@ export function buildOps(services: Services, control: ControlFiles, sessions: Se
             if (m !== 'omit') m = 'now';
           }
         }
-        await engine.utimens(path, a, m, c);
-        return [];
+        const st = await engine.utimens(path, a, m, c);
+        await aliasedChange(st.ino, st.nlink);
+        return [fstat(st)];
       }),
 
     chmod: (path, mode, cb) =>
       reply('chmod', path, cb, async () => {
         if (isControl(path)) control.refuse(path);
-        await engine.chmod(path, mode, need(path, 'editor', ctx()));
-        return [];
+        const st = await engine.chmod(path, mode, need(path, 'editor', ctx()));
+        await aliasedChange(st.ino, st.nlink);
+        return [fstat(st)];
       }),
 
     chown: (path, uid, gid, cb) =>
       reply('chown', path, cb, async () => {
         if (isControl(path)) control.refuse(path);
         // libfuse passes (uid_t)-1 for "unchanged" as an unsigned 32-bit value.
-        await engine.chown(path, uid === 0xffffffff ? -1 : uid, gid === 0xffffffff ? -1 : gid, need(path, 'editor', ctx()));
-        return [];
+        const st = await engine.chown(path, uid === 0xffffffff ? -1 : uid, gid === 0xffffffff ? -1 : gid, need(path, 'editor', ctx()));
+        await aliasedChange(st.ino, st.nlink);
+        return [fstat(st)];
       }),
 
     mknod: (path, mode, dev, cb) =>
       reply('mknod', path, cb, async () => {
         if (isControl(path)) control.refuse(path);
-        await engine.mknod(path, mode, dev, need(path, 'editor', writer()));
-        return [];
+        return [fstat(await engine.mknod(path, mode, dev, need(path, 'editor', writer())))];
       }),
 
     mkdir: (path, mode, cb) =>
       reply('mkdir', path, cb, async () => {
         if (path === CONTROL_ROOT) throw new NexusError('ALREADY_EXISTS', `${path} is reserved`);
         if (isControl(path)) control.refuse(path);
-        await engine.mkdir(path, mode, need(path, 'editor', writer()));
-        return [];
+        return [fstat(await engine.mkdir(path, mode, need(path, 'editor', writer())))];
       }),
 
     unlink: (path, cb) =>
       reply('unlink', path, cb, async () => {
         if (isControl(path)) control.refuse(path);
-        await engine.unlink(path, need(path, 'editor', writer()));
+        const r = await engine.unlink(path, need(path, 'editor', writer()));
+        // Names left: the kernel's inodes of those names still show the old link count.
+        if (r.nlinkLeft > 0) await cache.changedInodes([r.ino]);
         return [];
       }),
 
@@ -397,23 +430,26 @@ export function buildOps(services: Services, control: ControlFiles, sessions: Se
     rename: (src, dest, cb) =>
       reply('rename', src, cb, async () => {
         if (isControl(src) || isControl(dest)) control.refuse(isControl(src) ? src : dest);
-        await engine.rename(src, dest, need(dest, 'editor', need(src, 'editor', writer())));
+        const r = await engine.rename(src, dest, need(dest, 'editor', need(src, 'editor', writer())));
+        if (r.replaced && r.replaced.nlinkLeft > 0) await cache.changedInodes([r.replaced.ino]);
         return [];
       }),
 
     link: (src, dest, cb) =>
       reply('link', dest, cb, async () => {
         if (isControl(src) || isControl(dest)) control.refuse(dest);
-        await engine.link(src, dest, need(dest, 'editor', need(src, 'editor', writer())));
-        return [];
+        const st = await engine.link(src, dest, need(dest, 'editor', need(src, 'editor', writer())));
+        // libfuse 2.9 gives the new name its own node id, so the kernel's inode
+        // of every other name (the one linked from included) has a stale link count.
+        await cache.changedInodes([st.ino]);
+        return [fstat(st)];
       }),
 
     // fuse-native passes (target, linkPath).
     symlink: (target, path, cb) =>
       reply('symlink', path, cb, async () => {
         if (isControl(path)) control.refuse(path);
-        await engine.symlink(target, path, need(path, 'editor', writer()));
-        return [];
+        return [fstat(await engine.symlink(target, path, need(path, 'editor', writer())))];
       }),
 
     readlink: (path, cb) =>
@@ -451,7 +487,7 @@ export function buildOps(services: Services, control: ControlFiles, sessions: Se
  * them '' so path-based checks and logs stay simple.
  */
 function withNullPaths(ops: Record<string, Cb>): Record<string, Cb> {
-  for (const name of ['fgetattr', 'read', 'write', 'flush', 'fsync', 'release', 'ftruncate']) {
+  for (const name of ['fgetattr', 'read', 'write', 'fsync', 'release', 'ftruncate']) {
     const op = ops[name]!;
     ops[name] = (path: string | null, ...rest: unknown[]) => op(path ?? '', ...rest);
   }

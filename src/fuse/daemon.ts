@@ -14,6 +14,7 @@ import { logger } from '../util/logger.js';
 import { buildOps } from './adapter.js';
 import { ControlFiles } from './control-files.js';
 import { SessionResolver } from './session-resolver.js';
+import { CACHE_TIMEOUT_S, KernelCache, kernelHasEpochs } from './kernel-cache.js';
 import { Services } from '../services/services.js';
 import type { AccessIdentity } from '../engine/credentials.js';
 import {
@@ -33,7 +34,7 @@ export interface MountOptions {
    * socket). Passed in by the composer (the CLI), so the FUSE layer does not
    * depend on the server layer.
    */
-  serveLocally(services: Services, dataDir: string): Promise<{ close(): Promise<void> }>;
+  serveLocally(services: Services, dataDir: string, hooks: { afterChange(): Promise<void> }): Promise<{ close(): Promise<void> }>;
 }
 
 export interface DaemonInfo {
@@ -114,22 +115,29 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
       throw e;
     }
   }
-  const fuse = new Fuse(mp, buildOps(services, control, sessions, identity), {
+  // The kernel caches attributes and names (timeouts above 0) when it can be
+  // told to drop them: kernel 6.16+ (FUSE_NOTIFY_INC_EPOCH). Every change that
+  // does not come through the kernel then calls cache.changed() before it
+  // answers. NEXUS_FUSE_CACHE=0 turns caching off; NEXUS_FUSE_ATTR_TIMEOUT
+  // overrides the timeout. See native-notes/fuse-options.md.
+  const caching = process.env.NEXUS_FUSE_CACHE !== '0' && kernelHasEpochs();
+  const timeoutFor = (on: boolean) => Number(process.env.NEXUS_FUSE_ATTR_TIMEOUT ?? (on ? CACHE_TIMEOUT_S : 0));
+  const cache = new KernelCache(caching);
+  const ops = buildOps(services, control, sessions, cache, identity);
+  const makeFuse = (timeout: number) => new Fuse(mp, ops, {
     fsname: `${NEXUS_FSNAME_PREFIX}${dataDir}`,
     // Other users reach the mount (files they create are theirs); the kernel
     // applies mode checks first (default_permissions), the engine again.
     allowOther: opts.allowOther ?? isRoot,
     defaultPermissions: true,
     useIno: true,
-    // Coherence: changes made through the CLI, SDK or a restore must show at
-    // once, so the kernel caches no attributes or names; auto_cache keeps file
-    // pages while mtime and size are unchanged. See native-notes/fuse-options.md.
-    attrTimeout: Number(process.env.NEXUS_FUSE_ATTR_TIMEOUT ?? 0),
-    entryTimeout: Number(process.env.NEXUS_FUSE_ATTR_TIMEOUT ?? 0),
-    negativeTimeout: 0,
+    attrTimeout: timeout,
+    entryTimeout: timeout,
+    negativeTimeout: timeout,
     // No auto_cache: it keeps a file's pages while mtime and size look the
     // same, and a restore can bring back exactly the old mtime at the same size
-    // (stale pages were served: test/differential). Pages are dropped at open.
+    // (stale pages were served: test/differential). Pages are dropped at open
+    // unless KernelCache says nothing changed behind the kernel since (keepCache).
     autoCache: false,
     // A file deleted while open really goes (no .fuse_hidden name in listings,
     // rm -rf of its directory works); its handle keeps working by fh.
@@ -143,14 +151,24 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
     extraOptions: ['atomic_o_trunc', ...(opts.nonempty ? ['nonempty'] : [])],
     timeout: 120_000,
   });
+  let fuse = makeFuse(timeoutFor(caching));
   try {
     await promisify(fuse.mount.bind(fuse))();
+    cache.attach(fuse);
+    if (caching && !(await cache.probe())) {
+      // The kernel refused the epoch notification: it cannot be told, so it must not cache.
+      log.error('the kernel refused FUSE_NOTIFY_INC_EPOCH: remounting without attribute and name caching');
+      await promisify(fuse.unmount.bind(fuse))();
+      cache.disable();
+      fuse = makeFuse(timeoutFor(false));
+      await promisify(fuse.mount.bind(fuse))();
+    }
   } catch (e) {
     await data.close();
     throw new NexusError('NOT_SUPPORTED', `Mount failed: ${(e as Error).message}`);
   }
   // The CLI and the SDK reach this data directory through the daemon's socket while it is mounted.
-  const socket = await opts.serveLocally(services, dataDir);
+  const socket = await opts.serveLocally(services, dataDir, { afterChange: () => cache.changed() });
   const info: DaemonInfo = { pid: process.pid, start: processStartTime(process.pid) ?? '?', mountpoint: mp, startedAt: new Date().toISOString() };
   await fsp.writeFile(join(dataDir, DAEMON_FILE), JSON.stringify(info));
   log.info({ mountpoint: mp, dataDir }, 'mounted');

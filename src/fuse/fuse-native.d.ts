@@ -93,7 +93,14 @@ declare module 'fuse-native' {
   }
 
   type DoneCb = (err?: Errno) => void;
-  type OpenCb = (err: Errno, fh?: number, options?: FuseOpenOptions) => void;
+  /**
+   * Patched (version 6): ops that libfuse 2.9 follows with a getattr of the
+   * same path (setattr's chmod/chown/truncate/ftruncate/utimens, mknod, mkdir,
+   * symlink, link) may answer the resulting stat: that getattr is then served
+   * from it in the native thread, without a second trip to JS.
+   */
+  type StatDoneCb = (err?: Errno, stat?: FuseStat) => void;
+  type OpenCb = (err: Errno, fh?: number, options?: FuseOpenOptions, stat?: FuseStat) => void;
 
   /**
    * The filesystem's handlers; implement the ones you need (an op left out
@@ -143,16 +150,16 @@ declare module 'fuse-native' {
       fh: number,
       cb: (err: Errno, names?: string[], stats?: FuseStat[] | null, nextOffsets?: Array<number | bigint>) => void,
     ): void;
-    truncate?(path: string, size: number, cb: DoneCb): void;
+    truncate?(path: string, size: number, cb: StatDoneCb): void;
     /** path null: see OpenPath (libfuse passes null only for a setattr that changes the size alone). */
-    ftruncate?(path: OpenPath, fh: number, size: number, cb: DoneCb): void;
+    ftruncate?(path: OpenPath, fh: number, size: number, cb: StatDoneCb): void;
     /** Patched: BigInt nanoseconds since the epoch, or null for "leave unchanged" (UTIME_OMIT). UTIME_NOW arrives resolved. */
-    utimens?(path: string, atime: bigint | null, mtime: bigint | null, cb: DoneCb): void;
+    utimens?(path: string, atime: bigint | null, mtime: bigint | null, cb: StatDoneCb): void;
     readlink?(path: string, cb: (err: Errno, linkname?: string) => void): void;
     /** uid/gid are uint32: 0xffffffff means "unchanged". */
-    chown?(path: string, uid: number, gid: number, cb: DoneCb): void;
-    chmod?(path: string, mode: number, cb: DoneCb): void;
-    mknod?(path: string, mode: number, dev: number, cb: DoneCb): void;
+    chown?(path: string, uid: number, gid: number, cb: StatDoneCb): void;
+    chmod?(path: string, mode: number, cb: StatDoneCb): void;
+    mknod?(path: string, mode: number, dev: number, cb: StatDoneCb): void;
     /** value points into libfuse memory: copy what you keep. */
     setxattr?(path: string, name: string, value: Buffer, position: number, flags: number, cb: DoneCb): void;
     /**
@@ -194,10 +201,10 @@ declare module 'fuse-native' {
     create?: ((path: string, mode: number, flags: number, cb: OpenCb) => void) | ((path: string, mode: number, cb: OpenCb) => void);
     unlink?(path: string, cb: DoneCb): void;
     rename?(src: string, dest: string, cb: DoneCb): void;
-    link?(src: string, dest: string, cb: DoneCb): void;
+    link?(src: string, dest: string, cb: StatDoneCb): void;
     /** Called (target, linkPath). */
-    symlink?(target: string, path: string, cb: DoneCb): void;
-    mkdir?(path: string, mode: number, cb: DoneCb): void;
+    symlink?(target: string, path: string, cb: StatDoneCb): void;
+    mkdir?(path: string, mode: number, cb: StatDoneCb): void;
     rmdir?(path: string, cb: DoneCb): void;
   }
 
@@ -293,6 +300,24 @@ declare module 'fuse-native' {
     readonly mnt: string;
     mount(cb: (err: Error | null) => void): void;
     unmount(cb: (err: Error | null) => void): void;
+    /**
+     * Nexus patch (version 5): drop what the kernel caches, from libuv's
+     * threadpool. `epoch`: every cached name (positive or negative) is looked
+     * up again before its next use (FUSE_NOTIFY_INC_EPOCH, kernel 6.16+);
+     * `nodeids`: inodes whose attributes (with `pages`, also cached pages) are
+     * dropped, 1 being the root (the only node id the high-level API exposes).
+     * Version 8: `open`: also every inode with an open file or directory.
+     * Version 7: `inos` (st_ino values, with useIno): every node id the kernel
+     * holds for each, i.e. one kernel inode per name of a hard-linked file.
+     * The result's `epoch` is 0 or the negative errno the kernel answered
+     * (-22, EINVAL: a kernel without epochs); `complete` is false when the
+     * binding's node id table may miss some (then bump the epoch instead).
+     * Errors only when not mounted.
+     */
+    invalidate(
+      opts: { epoch?: boolean; nodeids?: number[]; inos?: number[]; open?: boolean; pages?: boolean },
+      cb: (err: Error | null, result: { epoch: number; inodeErrors: number; complete: boolean }) => void,
+    ): void;
     /** errno('ENOENT') === Fuse.ENOENT; -1 for an unknown name. */
     errno(code: string): number;
     /**

@@ -55,13 +55,23 @@ export interface LocalSocket {
   close(): Promise<void>;
 }
 
+export interface LocalSocketOptions {
+  logger?: Logger | false;
+  /**
+   * Awaited after every request that may change something (any method but
+   * GET/HEAD/OPTIONS), before its answer is sent: the mount daemon drops the
+   * kernel's caches there, so a CLI or SDK change shows at the mount at once.
+   */
+  afterChange?: () => Promise<void>;
+}
+
 /**
  * Serve the API on `<dataDir>/nexus.sock`. The caller holds the data
  * directory's lock, so a socket already there is a dead daemon's: it is
  * replaced. The socket is bound under a temporary name, made 0600, then
  * renamed into place, so it is never reachable with looser permissions.
  */
-export async function startLocalSocket(services: Services, dataDir: string, opts: { logger?: Logger | false } = {}): Promise<LocalSocket> {
+export async function startLocalSocket(services: Services, dataDir: string, opts: LocalSocketOptions = {}): Promise<LocalSocket> {
   const path = socketPath(dataDir);
   const tmp = join(dataDir, `.nexus.sock.${process.pid}`);
   for (const p of [path, tmp]) {
@@ -73,6 +83,13 @@ export async function startLocalSocket(services: Services, dataDir: string, opts
   await removeStaleSocket(tmp);
 
   const app = await buildApp({ services, authenticate: localTrust(), ...(opts.logger !== undefined ? { logger: opts.logger } : {}) });
+  const afterChange = opts.afterChange;
+  if (afterChange) {
+    app.addHook('onSend', async (req, _reply, payload) => {
+      if (req.method !== 'GET' && req.method !== 'HEAD' && req.method !== 'OPTIONS') await afterChange();
+      return payload;
+    });
+  }
   let ino: number;
   try {
     await app.listen({ path: tmp });

@@ -104,7 +104,7 @@ export class FileService {
   async delete(path: string, ctx: OpContext, opts: { recursive?: boolean } = {}): Promise<void> {
     const p = await this.guard(path, ctx, 'editor', { followLast: false });
     const st = await this.engine.getattr(p, ctx);
-    if (!isDir(st.mode)) return this.engine.unlink(p, ctx);
+    if (!isDir(st.mode)) return void (await this.engine.unlink(p, ctx));
     if (opts.recursive) {
       for (;;) {
         const page = await this.engine.readdir(p, ctx, { limit: PAGE });

@@ -18,6 +18,18 @@ export function processStartTime(pid: number): string | undefined {
   return f && f[0] !== 'Z' && f[0] !== 'X' ? f[19] : undefined;
 }
 
+/**
+ * One process image: pid, start time and where its environment lives (fields
+ * 50-51 of /proc/<pid>/stat). An exec in place keeps pid and start time but
+ * lays out a new stack, so the environment addresses change with it.
+ * Undefined once the process is gone. One read.
+ */
+export function processImageKey(pid: number): string | undefined {
+  const f = statFields(pid);
+  if (!f || f[0] === 'Z' || f[0] === 'X') return undefined;
+  return `${pid}:${f[19]}:${f[47] ?? ''}:${f[48] ?? ''}`;
+}
+
 export function parentPid(pid: number): number | undefined {
   const f = statFields(pid);
   return f ? Number(f[1]) : undefined;
