@@ -18,13 +18,17 @@ describe.skipIf(!fuseAvailable)('mount: kernel caches never hide a change', () =
   beforeAll(async () => {
     // Cache for 30 s (the daemon inherits the environment): a check that passes
     // can only have passed through an invalidation, never through a timeout.
-    const before = process.env.NEXUS_FUSE_ATTR_TIMEOUT;
+    // Caching is opt-in (NEXUS_FUSE_CACHE=1) until it is trusted: this file turns it on.
+    const before = { timeout: process.env.NEXUS_FUSE_ATTR_TIMEOUT, cache: process.env.NEXUS_FUSE_CACHE };
     process.env.NEXUS_FUSE_ATTR_TIMEOUT = '30';
+    process.env.NEXUS_FUSE_CACHE = '1';
     try {
       m = await startMount();
     } finally {
-      if (before === undefined) delete process.env.NEXUS_FUSE_ATTR_TIMEOUT;
-      else process.env.NEXUS_FUSE_ATTR_TIMEOUT = before;
+      for (const [k, v] of [['NEXUS_FUSE_ATTR_TIMEOUT', before.timeout], ['NEXUS_FUSE_CACHE', before.cache]] as const) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
     }
   });
   afterAll(async () => {
