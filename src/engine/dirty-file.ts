@@ -91,9 +91,12 @@ export async function readCommitted(
     const to = Math.min(end, limit, cs + ref.len);
     if (from >= to) continue;
     if (from > filled) out.fill(0, outOffset + filled - offset, outOffset + from - offset);
-    // Reading from the start of a chunk: read the next one ahead (see ChunkReader).
+    // Reading a chunk from its start in pieces (the mount reads 128 KiB at a
+    // time): read the next one ahead (see ChunkReader). A caller reading whole
+    // chunks gets them straight into its buffer: a prefetch would only add an
+    // allocation and a copy (1 GiB engine read: 0.34-0.42x native with it).
     const next = chunks[k + 1];
-    if (from === cs && next?.id && (k + 1) * CHUNK_SIZE < limit) reader.prefetch(next.id, next.len);
+    if (from === cs && to - from < ref.len && next?.id && (k + 1) * CHUNK_SIZE < limit) reader.prefetch(next.id, next.len);
     const n = await reader.readInto(ref.id, from - cs, to - from, out, outOffset + from - offset, ref.len);
     // A blob shorter than its recorded length is damage, not a hole.
     if (n !== to - from) throw new NexusError('CORRUPT', `Blob ${ref.id} is shorter than recorded`, { blob: ref.id });
