@@ -1015,8 +1015,22 @@ export class Engine {
     if (mode !== node.mode) await this.meta.setAttrs(ino, { mode });
   }
 
+  /**
+   * close(2) of a descriptor (FLUSH is synchronous; RELEASE comes later, after
+   * close has returned). The file's only writer closing commits here, so a
+   * close that returned is committed: if it waited for RELEASE, the writer's
+   * next open(O_TRUNC) of the same file could arrive first, its handle then
+   * counted as a writer, and that release would not commit at all (a snapshot
+   * taken after the close returned captured the version before it).
+   */
   async flush(fh: number): Promise<void> {
-    this.handle(fh);
+    const h = this.handle(fh);
+    if (!h.writable || this.writersOf(h.ino) !== 1 || !this.dirty.get(h.ino)?.modified) return;
+    const node = await this.meta.getInode(h.ino);
+    if (!node || node.nlink === 0) return;
+    await this.locks.run(h.ino, async () => {
+      if (this.handles.has(fh) && this.writersOf(h.ino) === 1) await this.commitLocked(h.ino, { durable: false });
+    });
   }
 
   async fsync(fh: number): Promise<void> {

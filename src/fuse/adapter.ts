@@ -304,9 +304,15 @@ export function buildOps(services: Services, control: ControlFiles, sessions: Se
         return n;
       }),
 
-    // No flush: it would only check the handle (files commit at release), and
-    // without it libfuse answers ENOSYS once, after which the kernel stops
-    // sending FLUSH at every close(2): one round trip less per open file.
+    // FLUSH is the synchronous part of close(2) (RELEASE arrives after close
+    // returned): the file's last writer commits here, so a file is committed
+    // when close returns, even if the same process reopens it with O_TRUNC
+    // before the RELEASE is handled. Costs one round trip per close.
+    flush: (path, fd, cb) =>
+      reply('flush', path, cb, async () => {
+        if (!ownsHandle(fd)) await engine.flush(fd);
+        return [];
+      }),
 
     fsync: (path, _datasync, fd, cb) =>
       reply('fsync', path, cb, async () => {
@@ -487,7 +493,7 @@ export function buildOps(services: Services, control: ControlFiles, sessions: Se
  * them '' so path-based checks and logs stay simple.
  */
 function withNullPaths(ops: Record<string, Cb>): Record<string, Cb> {
-  for (const name of ['fgetattr', 'read', 'write', 'fsync', 'release', 'ftruncate']) {
+  for (const name of ['fgetattr', 'read', 'write', 'flush', 'fsync', 'release', 'ftruncate']) {
     const op = ops[name]!;
     ops[name] = (path: string | null, ...rest: unknown[]) => op(path ?? '', ...rest);
   }
