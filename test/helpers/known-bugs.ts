@@ -9,7 +9,7 @@ export const KNOWN_BUGS: Record<string, string> = {
   // gc (issue 6)
   // crash recovery (issue 6)
   // full disk (issue 6)
-  // the differential tester (mount vs native directory; issues 3 and 6)
+  // the differential tester (mount vs native directory): libfuse 2.9 high-level API limits, issue 3
   'seed 1: 150 random ops, equal results, trees and descriptors after every step': 'see the regressions below',
   'seed 2: 150 random ops, equal results, trees and descriptors after every step': 'see the regressions below',
   'seed 3: 300 random ops, equal results after every step, trees and descriptors after one step in ten': 'see the regressions below',
