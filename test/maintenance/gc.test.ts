@@ -24,6 +24,7 @@ import { ensureBuilt } from '../helpers/build.js';
 import { chunksOf, removeDir, tempDir } from '../helpers/data-dir.js';
 import { expectNoMountsLeft, fuseAvailable, nexus, sleep, startMount, PYTHON, REPO, NEXUS_BIN, type TestMount } from '../helpers/mount.js';
 import { fsckCli, fsckProblems, pattern, readLog, readOrNull, sha256, spawnOp, stopAll, type LogLine } from '../crash/crash-lib.js';
+import type { GcReport } from '../../src/services/gc.js';
 
 const MiB = 1024 * 1024;
 const DAY_NS = 86_400n * 1_000_000_000n;
@@ -51,14 +52,6 @@ function blobBytes(dir: string, ids: Iterable<string>): number {
   return n;
 }
 
-interface GcReport {
-  dry_run: boolean;
-  pruned_versions: number;
-  referenced_blobs: number;
-  stored_blobs: number;
-  deleted_blobs: number;
-  freed_bytes: number;
-}
 
 function gcCli(dir: string, ...opts: string[]): GcReport {
   const r = nexus(['gc', '--json', '--data-dir', dir, ...opts], { timeoutMs: 120_000 });
