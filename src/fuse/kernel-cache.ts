@@ -34,6 +34,8 @@ const log = logger('fuse');
 export const CACHE_TIMEOUT_S = 1;
 const MAX_TRACKED = 1_000_000;
 
+type InvalidateResult = { epoch: number; inodeErrors: number; complete: boolean };
+
 /** FUSE_NOTIFY_INC_EPOCH arrived in Linux 6.16. */
 export function kernelHasEpochs(rel = release()): boolean {
   const m = /^(\d+)\.(\d+)/.exec(rel);
@@ -106,9 +108,7 @@ export class KernelCache {
    */
   async changedInodes(inos: number[]): Promise<void> {
     if (!this.enabled || !this.fuse || inos.length === 0) return;
-    const fuse = this.fuse;
-    const r = await new Promise<{ epoch: number; inodeErrors: number; complete: boolean }>((res, rej) =>
-      fuse.invalidate({ inos }, (err, x) => (err ? rej(err) : res(x))));
+    const r = await this.notify({ inos });
     if (r.inodeErrors) log.error({ inodeErrors: r.inodeErrors }, 'kernel inode invalidation failed');
     if (!r.complete || r.inodeErrors) await this.changed();
   }
@@ -118,9 +118,13 @@ export class KernelCache {
    * attributes, and the attributes and pages of every open file and directory
    * (read through descriptors, no path walk refreshes them).
    */
-  private invalidate(): Promise<{ epoch: number; inodeErrors: number; complete: boolean }> {
+  private invalidate(): Promise<InvalidateResult> {
+    return this.notify({ epoch: true, nodeids: [1], open: true, pages: true });
+  }
+
+  private notify(opts: Parameters<Fuse['invalidate']>[0]): Promise<InvalidateResult> {
     const fuse = this.fuse!;
-    return new Promise((res, rej) => fuse.invalidate({ epoch: true, nodeids: [1], open: true, pages: true }, (err, r) => (err ? rej(err) : res(r))));
+    return new Promise((res, rej) => fuse.invalidate(opts, (err, r) => (err ? rej(err) : res(r))));
   }
 
   /** Note an inode's link count from a stat handed to the kernel. */
