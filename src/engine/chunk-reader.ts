@@ -65,11 +65,14 @@ export class ChunkReader {
     return whole.copy(out, outOffset, offset, offset + length);
   }
 
-  /** A small blob this process just wrote from these bytes: keep them (a reader often follows a writer). */
+  /**
+   * A small blob this process just wrote from these bytes: keep them (a reader
+   * often follows a writer). Takes `data` as it is: pass a buffer nobody else changes.
+   */
   seed(id: BlobId, data: Buffer): void {
     if (data.length > SMALL_BLOB || this.cache.has(id)) return;
     this.markVerified(id);
-    this.remember(id, Buffer.from(data));
+    this.remember(id, data);
   }
 
   /** Start reading a verified chunk whole in the background (read-ahead); a later readInto waits for it. */

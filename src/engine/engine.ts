@@ -1135,7 +1135,8 @@ export class Engine {
     if (opts.durable) await this.blobs.sync(newIds);
     else if (newIds.length) this.unsynced = true;
     for (const id of newIds) this.reader.markVerified(id);
-    // A small file's bytes are at hand: the next read of it need not go to disk.
+    // A small file's bytes are at hand: the next read of it need not go to disk
+    // (MemoryFile.read returns a copy of its own, which the reader keeps).
     if (df instanceof MemoryFile && chunks.length === 1 && chunks[0]!.id) this.reader.seed(chunks[0]!.id, await df.read(0, df.size));
     const writer = df.lastWriter;
     const jseq = df instanceof MemoryFile ? df.lastSeq : undefined;
