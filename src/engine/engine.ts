@@ -18,7 +18,6 @@ import { ChunkReader } from './chunk-reader.js';
 import { GcWatch } from './gc-watch.js';
 import { DirtyFile, readCommitted, type StagingMeta } from './dirty-file.js';
 import { MemoryFile } from './memory-file.js';
-import { SpareFiles } from './spare-files.js';
 import { Journal, type JournalRecord } from './journal.js';
 import { decodeTag, recoveredContext, type WriterTag } from './writer-tag.js';
 import { checkUnsyncedVersions, SYNCED_VID_KEY } from './unsynced-check.js';
@@ -117,8 +116,6 @@ export interface EngineOptions {
 
 export class Engine {
   private readonly reader: ChunkReader;
-  /** Empty staging files made ahead of need (a file create is slow; a rename is not). */
-  private readonly spares: SpareFiles;
   private readonly handles = new Map<number, Handle>();
   private nextFh = 1;
   private readonly openCount = new Map<number, number>();
@@ -146,7 +143,6 @@ export class Engine {
     private readonly opts: EngineOptions,
   ) {
     this.reader = new ChunkReader(blobs);
-    this.spares = new SpareFiles(opts.stagingDir);
     this.syncTimer = setInterval(() => {
       void this.ensureReserve().catch(() => {});
       void this.syncNow().catch((e) => this.log.error({ err: e }, 'background sync failed'));
@@ -185,6 +181,8 @@ export class Engine {
         }
       }
       else if (m[2] === 'writer') e.writer = decodeTag(await fsp.readFile(`${this.opts.stagingDir}/${name}`));
+      // An empty chunk file holds no acknowledged byte: made ahead of a writer, or a crash came before its first write.
+      else if ((await fsp.stat(`${this.opts.stagingDir}/${name}`)).size === 0) await fsp.rm(`${this.opts.stagingDir}/${name}`, { force: true });
       else e.chunks.push(Number(m[2]));
       byIno.set(ino, e);
     }
@@ -269,7 +267,6 @@ export class Engine {
     this.closed = true;
     clearInterval(this.syncTimer);
     for (const df of this.dirty.values()) await df.closeAll().catch(() => {});
-    await this.spares.close();
     if (this.journal) {
       if (!flushed) {
         try {
@@ -1091,7 +1088,7 @@ export class Engine {
     const df: Pending =
       !opts.staged && MemoryFile.fits(node.size) && memoryFiles < MAX_MEMORY_FILES
         ? new MemoryFile(ino, this.journal, await this.memoryBaseOf(node))
-        : new DirtyFile(ino, this.opts.stagingDir, this.reader, await this.baseOf(node), this.spares);
+        : new DirtyFile(ino, this.opts.stagingDir, this.reader, await this.baseOf(node));
     this.dirty.set(ino, df);
     return df;
   }
@@ -1104,7 +1101,7 @@ export class Engine {
   private async promote(ino: number): Promise<DirtyFile> {
     const mf = this.dirty.get(ino) as MemoryFile;
     const content = await mf.read(0, mf.size);
-    const df = new DirtyFile(ino, this.opts.stagingDir, this.reader, await this.baseOf(await this.mustInode(ino)), this.spares);
+    const df = new DirtyFile(ino, this.opts.stagingDir, this.reader, await this.baseOf(await this.mustInode(ino)));
     if (mf.lastWriter) await df.setWriter(mf.lastWriter);
     await df.truncate(0);
     if (content.length) await df.write(0, content);

@@ -1,7 +1,8 @@
 /**
  * The fast read and write paths: Engine.readInto (straight into the caller's
  * buffer), blob range reads (synchronous or through the threadpool), chunk
- * hashes computed from the writer's buffer, and spare staging files.
+ * hashes computed from the writer's buffer, and staging files made ahead of a
+ * sequential writer.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { constants as C, promises as fsp, writeFileSync } from 'node:fs';
@@ -147,7 +148,10 @@ describe('chunk hashes from the writer\'s buffer', () => {
   });
 });
 
-describe('spare staging files', () => {
+describe('staging files made ahead of a sequential writer', () => {
+  /** What is staged besides the small-write journal, which stays open. */
+  const stagingFiles = async () => (await fsp.readdir(join(dataDir, 'staging'))).filter((n) => n !== 'journal').sort();
+
   it('leave nothing behind after a clean close: no staging file, no descriptor', async () => {
     const before = await openFds();
     d = await openDataDir(dataDir);
@@ -158,15 +162,32 @@ describe('spare staging files', () => {
     expect(await newFds(before), 'descriptors left open').toEqual([]);
   });
 
-  it('a spare left by a crash is removed at the next open and never becomes data', async () => {
+  it('an empty chunk file left by a crash is removed at the next open and never becomes data', async () => {
     d = await openDataDir(dataDir);
     await d.engine.writeFile('/f', pattern(MB + 5, 8), ctx);
+    const { ino } = await d.engine.getattr('/f', ctx);
     await d.close();
     d = undefined;
-    writeFileSync(join(dataDir, 'staging', 'spare.0123456789ab'), '');
+    // As a kill -9 leaves them: made ahead of a writer that never reached them,
+    // one inside the file (it must not zero chunk 1) and one past its end (it must not grow it).
+    for (const k of [1, 3]) writeFileSync(join(dataDir, 'staging', `${ino}.${k}`), '');
     d = await openDataDir(dataDir);
-    expect(await fsp.readdir(join(dataDir, 'staging'))).not.toContain('spare.0123456789ab');
+    expect(await stagingFiles()).toEqual([]);
+    expect((await d.engine.getattr('/f', ctx)).size).toBe(MB + 5);
     expect((await d.engine.readFile('/f', ctx)).equals(pattern(MB + 5, 8))).toBe(true);
+  });
+
+  it('a writer that stops early or jumps back leaves no unused file behind', async () => {
+    d = await openDataDir(dataDir);
+    const { fh, stat: { ino } } = await d.engine.create('/g', C.O_WRONLY | C.O_CREAT, 0o644, ctx);
+    await d.engine.write(fh, pattern(MB, 1), 0); // chunk 1's file is made ahead here
+    await d.engine.write(fh, pattern(100, 2), 10); // back into chunk 0
+    expect(await stagingFiles()).toEqual(expect.arrayContaining([`${ino}.0`, `${ino}.1`]));
+    await d.engine.release(fh);
+    expect(await stagingFiles()).toEqual([]);
+    const want = pattern(MB, 1);
+    pattern(100, 2).copy(want, 10);
+    expect((await d.engine.readFile('/g', ctx)).equals(want)).toBe(true);
   });
 });
 
