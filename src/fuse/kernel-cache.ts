@@ -77,7 +77,10 @@ export class KernelCache {
   /**
    * Something changed behind the kernel's back: resolves once the kernel has
    * been told. Concurrent calls share one notification, plus one more for
-   * calls that arrive while it is on its way.
+   * calls that arrive while it is on its way. It drops pages, so it may wait
+   * for in-flight reads and writes to be answered: never await it in the
+   * handler of a request that holds pages (only from outside the kernel, or
+   * from a write to a control file, which is direct_io and holds none).
    */
   async changed(): Promise<void> {
     if (!this.enabled || !this.fuse) return;
@@ -103,14 +106,24 @@ export class KernelCache {
 
   /**
    * Only these inodes' attributes changed (not names, not content behind the
-   * kernel): drop them in every kernel inode that shows them. Falls back to
-   * `changed()` if the binding's node id table may be incomplete.
+   * kernel): drop them in every kernel inode that shows them. If the binding's
+   * node id table may be incomplete: the epoch and the attributes of the root
+   * and of every open file instead.
+   *
+   * Called by request handlers before they answer, so it never touches pages:
+   * dropping a page waits for the page lock, which an in-flight READ or WRITE
+   * (maybe the very request being answered) holds until it is answered, and
+   * for the same reason it does not wait for a `changed()` in progress.
+   * Pages of a file's other names need no dropping: an inode with several
+   * names never keeps its pages at an open (`keepPages`).
    */
   async changedInodes(inos: number[]): Promise<void> {
     if (!this.enabled || !this.fuse || inos.length === 0) return;
     const r = await this.notify({ inos });
     if (r.inodeErrors) log.error({ inodeErrors: r.inodeErrors }, 'kernel inode invalidation failed');
-    if (!r.complete || r.inodeErrors) await this.changed();
+    if (r.complete && !r.inodeErrors) return;
+    const all = await this.notify({ epoch: true, nodeids: [1], open: true, pages: false });
+    if (all.epoch !== 0 || all.inodeErrors) log.error({ epoch: all.epoch, inodeErrors: all.inodeErrors }, 'kernel cache invalidation failed');
   }
 
   /**
