@@ -43,7 +43,6 @@ const server = await startServer({
   ...(opts.rateLimit ? { rateLimit: Number(opts.rateLimit) } : {}),
   ...(opts.bodyIdleTimeoutMs ? { bodyIdleTimeoutMs: Number(opts.bodyIdleTimeoutMs) } : {}),
 });
-process.stdout.write(JSON.stringify({ url: server.url, port: server.port, socketPath: server.socketPath ?? null, adminKey }) + '\n');
 
 let stopping = false;
 const stop = async () => {
@@ -54,3 +53,5 @@ const stop = async () => {
 };
 process.on('SIGTERM', stop);
 process.on('SIGINT', stop);
+// Ready only once the handlers are in place (see socket-child.mjs).
+process.stdout.write(JSON.stringify({ url: server.url, port: server.port, socketPath: server.socketPath ?? null, adminKey }) + '\n');

@@ -16,7 +16,6 @@ const { startLocalSocket } = await import(new URL('server/local-socket.js', dist
 
 const opened = await openServices(dataDir, { role: 'test daemon' });
 const sock = mode === 'nosocket' ? undefined : await startLocalSocket(opened.services, opened.dataDir, { logger: false });
-process.stdout.write(JSON.stringify({ pid: process.pid, socketPath: sock?.path ?? null }) + '\n');
 
 // Hold the directory until told to stop, socket or not.
 const keepAlive = setInterval(() => {}, 1 << 30);
@@ -32,3 +31,6 @@ const stop = async () => {
 };
 process.on('SIGTERM', stop);
 process.on('SIGINT', stop);
+// Ready only now: a SIGTERM sent as soon as this line is read must find the handler
+// (printed before it, a loaded machine once killed the child with the default action).
+process.stdout.write(JSON.stringify({ pid: process.pid, socketPath: sock?.path ?? null }) + '\n');
