@@ -115,15 +115,12 @@ export async function startMount(opts: MountOptions): Promise<RunningMount> {
       throw e;
     }
   }
-  // The kernel caches attributes and names (timeouts above 0) when it can be
-  // told to drop them: kernel 6.16+ (FUSE_NOTIFY_INC_EPOCH). Every change that
-  // does not come through the kernel then calls cache.changed() before it
-  // answers. OFF unless NEXUS_FUSE_CACHE=1 (the crash suite's snapshot
-  // failure with it on was a commit lost to an async RELEASE, fixed by the
-  // flush commit; a hang seen once in test/mount/kernel-cache.test.ts is not
-  // understood yet: native-notes/fuse-options.md). NEXUS_FUSE_ATTR_TIMEOUT
-  // overrides the timeout.
-  const caching = process.env.NEXUS_FUSE_CACHE === '1' && kernelHasEpochs();
+  // The kernel caches attributes, names and pages (timeouts above 0) when it
+  // can be told to drop them: kernel 6.16+ (FUSE_NOTIFY_INC_EPOCH). Every
+  // change that does not come through the kernel then calls cache.changed()
+  // before it answers (native-notes/fuse-options.md). NEXUS_FUSE_CACHE=0 turns
+  // it off; NEXUS_FUSE_ATTR_TIMEOUT overrides the timeout.
+  const caching = process.env.NEXUS_FUSE_CACHE !== '0' && kernelHasEpochs();
   const timeoutFor = (on: boolean) => Number(process.env.NEXUS_FUSE_ATTR_TIMEOUT ?? (on ? CACHE_TIMEOUT_S : 0));
   const cache = new KernelCache(caching);
   const ops = buildOps(services, control, sessions, cache, identity);

@@ -18,7 +18,7 @@ describe.skipIf(!fuseAvailable)('mount: kernel caches never hide a change', () =
   beforeAll(async () => {
     // Cache for 30 s (the daemon inherits the environment): a check that passes
     // can only have passed through an invalidation, never through a timeout.
-    // Caching is opt-in (NEXUS_FUSE_CACHE=1) until it is trusted: this file turns it on.
+    // On by default; set here so that NEXUS_FUSE_CACHE=0 in the environment cannot skip these checks.
     const before = { timeout: process.env.NEXUS_FUSE_ATTR_TIMEOUT, cache: process.env.NEXUS_FUSE_CACHE };
     process.env.NEXUS_FUSE_ATTR_TIMEOUT = '30';
     process.env.NEXUS_FUSE_CACHE = '1';
