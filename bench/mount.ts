@@ -97,6 +97,21 @@ function mountBindfs(base: string, native: string): Target | undefined {
   return { name: 'bindfs', dir: mnt, stop: () => void sh(`fusermount -u ${mnt}`) };
 }
 
+/** What decides the small-request figures on this machine besides Nexus (native-notes/fuse-options.md). */
+function machineNotes(): string[] {
+  const notes = [`kernel caching: ${process.env.NEXUS_FUSE_CACHE === '0' ? 'off (NEXUS_FUSE_CACHE=0)' : 'on where the kernel has FUSE_NOTIFY_INC_EPOCH (6.16+)'}`];
+  try {
+    const ns = Number(readFileSync('/sys/module/haltpoll/parameters/guest_halt_poll_ns', 'utf8'));
+    if (ns === 0) {
+      notes.push('guest_halt_poll_ns=0: an idle vCPU halts at once, so every FUSE request pays vCPU wakeups');
+      notes.push('(the trivial fuse-native fs: 2-3x fewer stats/creates per second than with 200000)');
+    } else notes.push(`guest_halt_poll_ns=${ns}`);
+  } catch {
+    // not a KVM guest with the haltpoll driver
+  }
+  return notes;
+}
+
 function peakRss(pid: number | undefined): number {
   if (!pid) return NaN;
   const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -135,6 +150,7 @@ function main(): void {
   let bindfs: Target | undefined;
   try {
     console.log(`bench/mount: ${MB} MiB sequential, ${FILES} small files, tree of ${TREE_FILES} files, ${RANDREAD_S}s random reads`);
+    for (const line of machineNotes()) console.log(`  ${line}`);
     const src = join(shm, 'src.bin');
     sh(`head -c ${MB}M /dev/urandom > ${src}`);
     const treeSrc = join(shm, 'tree');
