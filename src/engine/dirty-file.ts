@@ -14,19 +14,17 @@
 import { promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { sha256 } from '../blobs/hash.js';
-import { createHash, webcrypto, type Hash } from 'node:crypto';
 import { NexusError } from '../errors.js';
 import type { BlobId, BlobStore } from '../blobs/blob-store.js';
 import type { ChunkRef } from '../meta/types.js';
 import type { ChunkReader } from './chunk-reader.js';
+import type { FileHashers } from '../blobs/file-hashers.js';
 import type { OpContext } from './credentials.js';
 import type { TimeNs } from '../util/time.js';
 import { encodeTag, tagKey, tagOf, UNTAGGED_KEY, type WriterTag } from './writer-tag.js';
 
 /** Maximum chunk size (see native-notes/chunking.md for why 1 MiB). */
 export const CHUNK_SIZE = 1 << 20;
-const ZEROS = Buffer.alloc(CHUNK_SIZE);
 const MAX_OPEN_STAGING_FDS = 8;
 
 /**
@@ -45,14 +43,11 @@ export interface StagingMeta {
 interface Staged {
   path: string;
   len: number;
-  /** Hash of the chunk as it is now, known once a sequential write filled it. */
-  hashing?: Promise<HashedChunk>;
   /**
-   * SHA-256 of the chunk's bytes so far while it has only been appended to
-   * (the common sequential write): fed from the caller's buffer while the
-   * pwrite runs in the threadpool, so a full chunk needs no read-back.
+   * Hash of the chunk as it is now: started in the background when a write
+   * filled the chunk; dropped by any later change to it.
    */
-  running?: Hash;
+  hashing?: Promise<HashedChunk>;
 }
 
 interface HashedChunk {
@@ -61,16 +56,13 @@ interface HashedChunk {
   len: number;
 }
 
-/** Background hashes in flight per file: bounded, so a fast writer cannot pile up chunk buffers. */
-const MAX_BACKGROUND_HASHES = 4;
+/**
+ * Background hashes in flight per file: a writer that keeps filling chunk ends
+ * out of order (each fill makes the previous hash stale) cannot queue more.
+ */
+const MAX_BACKGROUND_HASHES = 8;
 /** Staging file links and unlinks in flight at a commit (libuv's pool has 4 threads). */
 const FILE_OPS_IN_FLIGHT = 8;
-const ZERO_CHUNK_ID = sha256(Buffer.alloc(CHUNK_SIZE));
-
-/** SHA-256 off the JavaScript thread (WebCrypto runs in libuv's pool), so hashing overlaps writes and uses both cores. */
-async function sha256Async(data: Uint8Array): Promise<BlobId> {
-  return Buffer.from(await webcrypto.subtle.digest('SHA-256', data)).toString('hex');
-}
 
 /**
  * Fill `out[outOffset, outOffset+length)` with committed content from `offset`:
@@ -134,6 +126,7 @@ export class DirtyFile {
     readonly ino: number,
     private readonly stagingDir: string,
     private readonly reader: ChunkReader,
+    private readonly hashers: FileHashers,
     base: { vid: number | null; chunks: ChunkRef[]; size: number; mtimeNs: TimeNs; ctimeNs: TimeNs },
   ) {
     this.size = base.size;
@@ -146,11 +139,11 @@ export class DirtyFile {
 
   /** Rebuild the state a crashed daemon left in the staging directory. */
   static async recover(
-    ino: number, stagingDir: string, reader: ChunkReader, meta: StagingMeta | undefined,
+    ino: number, stagingDir: string, reader: ChunkReader, hashers: FileHashers, meta: StagingMeta | undefined,
     base: { vid: number | null; chunks: ChunkRef[]; size: number; mtimeNs: TimeNs; ctimeNs: TimeNs },
     chunkFiles: number[], writer: WriterTag | null,
   ): Promise<DirtyFile> {
-    const f = new DirtyFile(ino, stagingDir, reader, base);
+    const f = new DirtyFile(ino, stagingDir, reader, hashers, base);
     if (writer) f.writtenWriter = tagKey(writer);
     // Without a meta file no truncate happened: the staged chunks apply to the current version.
     if (meta) {
@@ -239,29 +232,16 @@ export class DirtyFile {
       const fd = await this.fd(k);
       const st = this.staged.get(k)!;
       st.hashing = undefined; // the chunk changes: any earlier hash is stale
-      const appends = st.running !== undefined && pos - cs === st.len;
-      if (!appends) st.running = undefined;
-      const writing = fd.write(data, done, n, pos - cs);
-      // Hash on this thread while the threadpool writes: the bytes are the caller's, no copy.
-      st.running?.update(data.subarray(done, done + n));
-      try {
-        const { bytesWritten } = await writing;
-        if (bytesWritten !== n) st.running = undefined;
-      } catch (e) {
-        st.running = undefined; // the staged bytes are unknown now
-        throw e;
-      }
+      const { bytesWritten } = await fd.write(data, done, n, pos - cs);
+      // A regular file's pwrite stops short only when the disk fills up.
+      if (bytesWritten !== n) throw new NexusError('NO_SPACE', `Short write to a staging file (${bytesWritten} of ${n} bytes)`);
       st.len = Math.max(st.len, pos - cs + n);
       done += n;
-      if (st.len === CHUNK_SIZE && st.running) {
-        // Filled by appends: its hash is known now.
-        const id = st.running.digest('hex');
-        st.running = undefined;
-        st.hashing = Promise.resolve({ id: id === ZERO_CHUNK_ID ? null : id, len: CHUNK_SIZE });
-      } else if (pos - cs + n === CHUNK_SIZE && st.len === CHUNK_SIZE && this.backgroundHashes < MAX_BACKGROUND_HASHES) {
-        // A writer filled this chunk out of order: hash it now, off this thread, while it writes the next.
+      if (pos - cs + n === CHUNK_SIZE && st.len === CHUNK_SIZE && this.backgroundHashes < MAX_BACKGROUND_HASHES) {
+        // The chunk is full (a sequential writer is done with it): hash it on
+        // another core while the writer goes on with the next one.
         this.backgroundHashes++;
-        const job = this.hashStaged(k, st);
+        const job = this.hashStaged(st);
         st.hashing = job;
         job.catch(() => {}).finally(() => this.backgroundHashes--);
       }
@@ -284,7 +264,6 @@ export class DirtyFile {
           const st = this.staged.get(lastKept)!;
           if (st.len > n - cs) {
             st.hashing = undefined;
-            st.running = undefined;
             await (await this.fd(lastKept)).truncate(n - cs);
             st.len = n - cs;
           }
@@ -303,14 +282,11 @@ export class DirtyFile {
    */
   async buildCommit(blobs: BlobStore): Promise<{ chunks: ChunkRef[]; newIds: BlobId[] }> {
     const count = Math.ceil(this.size / CHUNK_SIZE);
-    // Hash every staged chunk (reusing background hashes), a few at a time, off the JS thread.
+    // Hash every staged chunk not hashed yet (the workers queue them), reusing background hashes.
     const hashes = new Map<number, HashedChunk>();
     const todo = [...this.staged.entries()].filter(([k]) => k < count);
-    for (let i = 0; i < todo.length; i += MAX_BACKGROUND_HASHES) {
-      const batch = todo.slice(i, i + MAX_BACKGROUND_HASHES);
-      const results = await Promise.all(batch.map(([k, st]) => st.hashing ?? this.hashStaged(k, st)));
-      batch.forEach(([k], j) => hashes.set(k, results[j]!));
-    }
+    const results = await Promise.all(todo.map(([, st]) => st.hashing ?? this.hashStaged(st)));
+    todo.forEach(([k], j) => hashes.set(k, results[j]!));
     // Link the staged files into the store, several at a time: each link is a
     // threadpool call, and a 1 GiB file has 1,024 of them.
     await eachLimited(todo, FILE_OPS_IN_FLIGHT, async ([k, st]) => {
@@ -339,22 +315,12 @@ export class DirtyFile {
     return { chunks, newIds };
   }
 
-  private async hashStaged(k: number, st: Staged): Promise<HashedChunk> {
-    const data = await this.readStaged(k, st);
-    if (data.length === 0) return { id: null, len: 0 };
-    const id = await sha256Async(data);
+  private async hashStaged(st: Staged): Promise<HashedChunk> {
+    if (st.len === 0) return { id: null, len: 0 };
+    const h = await this.hashers.hash(st.path, st.len);
     // All zeros: a hole, no blob (sparse files take no space).
-    if (id === ZERO_CHUNK_ID || (data.length < CHUNK_SIZE && data.equals(ZEROS.subarray(0, data.length)))) return { id: null, len: 0 };
-    return { id, len: data.length };
-  }
-
-  private async readStaged(k: number, st: Staged): Promise<Buffer> {
-    if (st.len === 0) return ZEROS.subarray(0, 0);
-    const fd = this.fds.get(k);
-    if (!fd) return fsp.readFile(st.path);
-    const buf = Buffer.allocUnsafe(st.len);
-    const { bytesRead } = await fd.read(buf, 0, st.len, 0);
-    return buf.subarray(0, bytesRead);
+    if (h.zero || h.len === 0) return { id: null, len: 0 };
+    return { id: h.id, len: h.len };
   }
 
   /** After the metadata switched to `vid`, the staged state becomes the new base. */
@@ -393,9 +359,7 @@ export class DirtyFile {
     // A writer starting a chunk at its start, after the one before: probably sequential.
     if (writeFrom === 0 && (k === 0 || this.staged.has(k - 1))) this.createAhead(k + 1);
     if (init) await fd.write(init, 0, init.length, 0);
-    const running = createHash('sha256');
-    if (init) running.update(init);
-    this.staged.set(k, { path, len: init?.length ?? 0, running });
+    this.staged.set(k, { path, len: init?.length ?? 0 });
   }
 
   private async openNewChunk(k: number): Promise<FileHandle> {

@@ -14,6 +14,7 @@ import {
 import { nowNs, type TimeNs } from '../util/time.js';
 import { KeyedMutex, RwGate } from '../util/mutex.js';
 import { logger } from '../util/logger.js';
+import { FileHashers } from '../blobs/file-hashers.js';
 import { ChunkReader } from './chunk-reader.js';
 import { GcWatch } from './gc-watch.js';
 import { DirtyFile, readCommitted, type StagingMeta } from './dirty-file.js';
@@ -116,6 +117,8 @@ export interface EngineOptions {
 
 export class Engine {
   private readonly reader: ChunkReader;
+  /** Worker threads that hash staged chunks on other cores. */
+  private readonly hashers = new FileHashers();
   private readonly handles = new Map<number, Handle>();
   private nextFh = 1;
   private readonly openCount = new Map<number, number>();
@@ -197,7 +200,7 @@ export class Engine {
         continue;
       }
       const base = await this.baseOf(node);
-      const df = await DirtyFile.recover(ino, this.opts.stagingDir, this.reader, e.meta, base, e.chunks, e.writer ?? null);
+      const df = await DirtyFile.recover(ino, this.opts.stagingDir, this.reader, this.hashers, e.meta, base, e.chunks, e.writer ?? null);
       if (e.writer) df.lastWriter = recoveredContext(e.writer);
       df.mtimeNs = df.ctimeNs = nowNs();
       this.dirty.set(ino, df);
@@ -267,6 +270,7 @@ export class Engine {
     this.closed = true;
     clearInterval(this.syncTimer);
     for (const df of this.dirty.values()) await df.closeAll().catch(() => {});
+    await this.hashers.close();
     if (this.journal) {
       if (!flushed) {
         try {
@@ -1088,7 +1092,7 @@ export class Engine {
     const df: Pending =
       !opts.staged && MemoryFile.fits(node.size) && memoryFiles < MAX_MEMORY_FILES
         ? new MemoryFile(ino, this.journal, await this.memoryBaseOf(node))
-        : new DirtyFile(ino, this.opts.stagingDir, this.reader, await this.baseOf(node));
+        : new DirtyFile(ino, this.opts.stagingDir, this.reader, this.hashers, await this.baseOf(node));
     this.dirty.set(ino, df);
     return df;
   }
@@ -1101,7 +1105,7 @@ export class Engine {
   private async promote(ino: number): Promise<DirtyFile> {
     const mf = this.dirty.get(ino) as MemoryFile;
     const content = await mf.read(0, mf.size);
-    const df = new DirtyFile(ino, this.opts.stagingDir, this.reader, await this.baseOf(await this.mustInode(ino)));
+    const df = new DirtyFile(ino, this.opts.stagingDir, this.reader, this.hashers, await this.baseOf(await this.mustInode(ino)));
     if (mf.lastWriter) await df.setWriter(mf.lastWriter);
     await df.truncate(0);
     if (content.length) await df.write(0, content);

@@ -1,8 +1,8 @@
 /**
  * The fast read and write paths: Engine.readInto (straight into the caller's
  * buffer), blob range reads (synchronous or through the threadpool), chunk
- * hashes computed from the writer's buffer, and staging files made ahead of a
- * sequential writer.
+ * hashes computed by worker threads while the writer goes on, and staging
+ * files made ahead of a sequential writer.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { constants as C, promises as fsp, writeFileSync } from 'node:fs';
@@ -92,7 +92,7 @@ describe('Engine.readInto', () => {
   });
 });
 
-describe('chunk hashes from the writer\'s buffer', () => {
+describe('chunk hashes computed in the background', () => {
   it('sequential appends in pieces of any size store each chunk under the hash of its bytes', async () => {
     d = await openDataDir(dataDir);
     const e = d.engine;
