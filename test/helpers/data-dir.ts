@@ -1,4 +1,5 @@
 /** Helpers for tests that work on a data directory directly. */
+import { afterEach, beforeEach } from 'vitest';
 import { mkdtemp, readdir, readlink, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +13,40 @@ export async function tempDir(prefix = 'nx-test-'): Promise<string> {
 
 export async function removeDir(dir: string): Promise<void> {
   await rm(dir, { recursive: true, force: true });
+}
+
+/**
+ * A temporary data directory for each test of the calling file (registers
+ * beforeEach/afterEach): `path` is fresh for every test; `open()` opens it
+ * (closing an earlier opening first), `close()` closes it; after each test
+ * whatever is open is closed and the directory removed.
+ */
+export function dataDirPerTest(prefix: string): { readonly path: string; open(): Promise<OpenedDataDir>; close(): Promise<void> } {
+  let dir = '';
+  let opened: OpenedDataDir | undefined;
+  const close = async () => {
+    const o = opened;
+    opened = undefined;
+    await o?.close();
+  };
+  beforeEach(async () => {
+    dir = await tempDir(prefix);
+  });
+  afterEach(async () => {
+    await close();
+    await removeDir(dir);
+  });
+  return {
+    get path() {
+      return dir;
+    },
+    async open() {
+      await close();
+      opened = await openDataDir(dir);
+      return opened;
+    },
+    close,
+  };
 }
 
 /** Open a fresh data directory; the caller closes it and removes `dataDir`. */

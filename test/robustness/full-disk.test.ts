@@ -62,6 +62,37 @@ function dropTmpfs(dir: string): void {
   tmpfsMade.delete(dir);
 }
 
+/** A mount whose data directory is on a tmpfs of `size` (the test may replace `disk.m` by a remount). */
+interface SmallDisk {
+  dir: string;
+  m: TestMount;
+}
+
+/** Runs `body` on a fresh small disk; the daemon and the tmpfs are gone afterwards, whatever happened. */
+async function onSmallDisk(size: string, body: (disk: SmallDisk) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'nexus-fulldisk-'));
+  tmpfsMade.add(dir);
+  let disk: SmallDisk | undefined;
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir]);
+    disk = { dir, m: await startMount({ dataDir: join(dir, 'data') }) };
+    await body(disk);
+  } finally {
+    try {
+      await disk?.m.cleanup();
+    } finally {
+      dropTmpfs(dir);
+    }
+  }
+}
+
+/** After a restart: the daemon serves, fsck finds nothing wrong, and its log names no bug. */
+async function expectRecovered(m: TestMount, label: string): Promise<void> {
+  await expectServing(m, label);
+  await expectFsckConsistent(m.dataDir);
+  expect.soft(await bugLines(m), `daemon log ${label}`).toEqual([]);
+}
+
 describe.skipIf(!fuseAvailable || !isRoot)('robustness: a full disk', () => {
   afterAll(() => {
     for (const dir of [...tmpfsMade]) dropTmpfs(dir);
@@ -69,12 +100,9 @@ describe.skipIf(!fuseAvailable || !isRoot)('robustness: a full disk', () => {
   });
 
   it.skipIf(isKnownBug('writes fail with ENOSPC, earlier data stays readable, fsck is consistent, and space comes back after deletes'))('writes fail with ENOSPC, earlier data stays readable, fsck is consistent, and space comes back after deletes', async () => {
-    const tmpfsDir = mkdtempSync(join(tmpdir(), 'nexus-fulldisk-'));
-    let m: TestMount | undefined;
-    try {
-      tmpfsMade.add(tmpfsDir);
-      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64m', 'tmpfs', tmpfsDir]);
-      m = await startMount({ dataDir: join(tmpfsDir, 'data') });
+    await onSmallDisk('64m', async (disk) => {
+      const tmpfsDir = disk.dir;
+      let m = disk.m;
       const mp = m.mountpoint;
 
       // Data written before the disk fills.
@@ -166,7 +194,7 @@ with open('${r.done[0]}', 'rb') as f: print(len(f.read()))
       // 7. Nothing was lost: with room again (the tmpfs grown to 256 MiB) a new
       //    daemon recovers whatever was pending, and everything reads back.
       execFileSync('mount', ['-o', 'remount,size=256m', tmpfsDir]);
-      m = await remount(m);
+      m = disk.m = await remount(m);
       await expectCanaries(mp, canaries);
       // ... and so do the files written after the deletes.
       const after = await py(mp, `
@@ -174,25 +202,14 @@ import os, json
 print(json.dumps({n: os.stat(n).st_size for n in ${JSON.stringify(again2.done)}}))
 `);
       expect.soft(JSON.parse(after.stdout || '{}'), 'files written after the deletes, after a restart').toEqual(Object.fromEntries(again2.done.map((n) => [n, 4 * MiB])));
-      await expectServing(m, 'after recovery');
-      await expectFsckConsistent(m.dataDir);
-      expect.soft(await bugLines(m), 'daemon log after recovery').toEqual([]);
-    } finally {
-      try {
-        await m?.cleanup();
-      } finally {
-        dropTmpfs(tmpfsDir);
-      }
-    }
+      await expectRecovered(m, 'after recovery');
+    });
   }, 420_000);
 
   it.skipIf(isKnownBug('a daemon stopped while the disk is full and a write is pending exits cleanly, and a restart with room recovers everything'))('a daemon stopped while the disk is full and a write is pending exits cleanly, and a restart with room recovers everything', async () => {
-    const tmpfsDir = mkdtempSync(join(tmpdir(), 'nexus-fulldisk-'));
-    let m: TestMount | undefined;
-    try {
-      tmpfsMade.add(tmpfsDir);
-      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=32m', 'tmpfs', tmpfsDir]);
-      m = await startMount({ dataDir: join(tmpfsDir, 'data') });
+    await onSmallDisk('32m', async (disk) => {
+      const tmpfsDir = disk.dir;
+      let m = disk.m;
       const mp = m.mountpoint;
       const canaries = await writeCanaries(mp, [1000, 200_000, 2 * MiB]);
       // Fill until a write fails; the failing file stays open with data the daemon could not commit.
@@ -224,7 +241,7 @@ print(json.dumps({'done': done, 'failed': None}))
 
       // With room again, a new daemon recovers: every file is whole (the one that failed holds at most what was written).
       execFileSync('mount', ['-o', 'remount,size=256m', tmpfsDir]);
-      m = await remount(m);
+      m = disk.m = await remount(m);
       await expectCanaries(mp, canaries);
       const sizes = await py(mp, `
 import os, json
@@ -233,15 +250,7 @@ print(json.dumps({n: os.stat(n).st_size for n in sorted(os.listdir('.')) if n.st
       const got = JSON.parse(sizes.stdout) as Record<string, number>;
       for (const n of fill.done) expect.soft(got[n], `${n} after recovery`).toBe(4 * MiB);
       if (fill.failed && got[fill.failed] !== undefined) expect.soft(got[fill.failed]).toBeLessThanOrEqual(4 * MiB);
-      await expectServing(m, 'after a full-disk shutdown');
-      await expectFsckConsistent(m.dataDir);
-      expect.soft(await bugLines(m), 'daemon log after recovery').toEqual([]);
-    } finally {
-      try {
-        await m?.cleanup();
-      } finally {
-        dropTmpfs(tmpfsDir);
-      }
-    }
+      await expectRecovered(m, 'after a full-disk shutdown');
+    });
   }, 300_000);
 });

@@ -3,26 +3,16 @@
  * returned). A file must be committed when close returns, even when the same
  * writer reopens it with O_TRUNC before the RELEASE arrives.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { constants as C } from 'node:fs';
-import { openDataDir, type OpenedDataDir } from '../../src/engine/data-dir.js';
+import type { OpenedDataDir } from '../../src/engine/data-dir.js';
 import { ROOT_CONTEXT } from '../../src/engine/credentials.js';
 import { pattern } from '../conformance/harness.js';
-import { removeDir, tempDir } from '../helpers/data-dir.js';
+import { dataDirPerTest } from '../helpers/data-dir.js';
 
 const ctx = ROOT_CONTEXT;
-let dataDir: string;
-let d: OpenedDataDir | undefined;
-
-beforeEach(async () => {
-  dataDir = await tempDir('nx-close-');
-});
-
-afterEach(async () => {
-  await d?.close();
-  d = undefined;
-  await removeDir(dataDir);
-});
+const dataDir = dataDirPerTest('nx-close-');
+let d: OpenedDataDir;
 
 /** The committed content of `path` (what a snapshot would take). */
 async function committed(o: OpenedDataDir, path: string): Promise<Buffer> {
@@ -34,7 +24,7 @@ async function committed(o: OpenedDataDir, path: string): Promise<Buffer> {
 describe('commit at close', () => {
   for (const size of [3000, 2_500_000]) {
     it(`a flushed version is committed although the next open(O_TRUNC) comes before its release (${size} bytes)`, async () => {
-      d = await openDataDir(dataDir);
+      d = await dataDir.open();
       const e = d.engine;
       const v1 = pattern(size, 1);
       const v2 = pattern(size + 17, 2);
@@ -56,7 +46,7 @@ describe('commit at close', () => {
   }
 
   it('flush does not commit while another writer has the file open', async () => {
-    d = await openDataDir(dataDir);
+    d = await dataDir.open();
     const e = d.engine;
     const { fh: a } = await e.create('/g', C.O_WRONLY | C.O_CREAT, 0o644, ctx);
     const b = await e.open('/g', C.O_WRONLY, ctx);

@@ -4,32 +4,22 @@
  * hashes computed by worker threads while the writer goes on, and staging
  * files made ahead of a sequential writer.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { constants as C, promises as fsp, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { openDataDir, type OpenedDataDir } from '../../src/engine/data-dir.js';
+import type { OpenedDataDir } from '../../src/engine/data-dir.js';
 import { ROOT_CONTEXT } from '../../src/engine/credentials.js';
 import { CHUNK_SIZE } from '../../src/engine/dirty-file.js';
 import { ReadFds } from '../../src/blobs/read-fds.js';
 import { NexusError } from '../../src/errors.js';
 import { pattern } from '../conformance/harness.js';
-import { newFds, openFds, removeDir, tempDir } from '../helpers/data-dir.js';
+import { dataDirPerTest, newFds, openFds } from '../helpers/data-dir.js';
 
 const ctx = ROOT_CONTEXT;
 const MB = CHUNK_SIZE;
-let dataDir: string;
-let d: OpenedDataDir | undefined;
-
-beforeEach(async () => {
-  dataDir = await tempDir('nx-io-');
-});
-
-afterEach(async () => {
-  await d?.close();
-  d = undefined;
-  await removeDir(dataDir);
-});
+const dataDir = dataDirPerTest('nx-io-');
+let d: OpenedDataDir;
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
@@ -45,7 +35,7 @@ async function committedChunks(o: OpenedDataDir, path: string): Promise<(string 
 
 describe('Engine.readInto', () => {
   it('reads committed, staged and in-memory content into the caller buffer, short at the end of the file', async () => {
-    d = await openDataDir(dataDir);
+    d = await dataDir.open();
     const e = d.engine;
     const big = pattern(3 * MB + 777, 1);
     await e.writeFile('/big', big, ctx);
@@ -82,7 +72,7 @@ describe('Engine.readInto', () => {
   });
 
   it('a blob removed behind the engine reads as CORRUPT, never as data', async () => {
-    d = await openDataDir(dataDir);
+    d = await dataDir.open();
     await d.engine.writeFile('/f', pattern(2 * MB, 3), ctx);
     const [, second] = await committedChunks(d, '/f');
     await fsp.rm(d.blobs.pathOf(second!));
@@ -94,7 +84,7 @@ describe('Engine.readInto', () => {
 
 describe('chunk hashes computed in the background', () => {
   it('sequential appends in pieces of any size store each chunk under the hash of its bytes', async () => {
-    d = await openDataDir(dataDir);
+    d = await dataDir.open();
     const e = d.engine;
     const data = pattern(3 * MB + 12345, 4);
     const { fh } = await e.create('/seq', C.O_WRONLY | C.O_CREAT, 0o644, ctx);
@@ -111,7 +101,7 @@ describe('chunk hashes computed in the background', () => {
   });
 
   it('an overwrite, a gap or a truncate in a chunk being appended to is hashed from what was written', async () => {
-    d = await openDataDir(dataDir);
+    d = await dataDir.open();
     const e = d.engine;
     const data = pattern(4 * MB, 5);
     const { fh } = await e.create('/mixed', C.O_RDWR | C.O_CREAT, 0o644, ctx);
@@ -139,7 +129,7 @@ describe('chunk hashes computed in the background', () => {
   });
 
   it('a chunk of zeros written sequentially is a hole, not a blob', async () => {
-    d = await openDataDir(dataDir);
+    d = await dataDir.open();
     const data = Buffer.concat([pattern(MB, 6), Buffer.alloc(MB), pattern(10, 7)]);
     await d.engine.writeFile('/holey', data, ctx);
     const ids = await committedChunks(d, '/holey');
@@ -150,35 +140,33 @@ describe('chunk hashes computed in the background', () => {
 
 describe('staging files made ahead of a sequential writer', () => {
   /** What is staged besides the small-write journal, which stays open. */
-  const stagingFiles = async () => (await fsp.readdir(join(dataDir, 'staging'))).filter((n) => n !== 'journal').sort();
+  const stagingFiles = async () => (await fsp.readdir(join(dataDir.path, 'staging'))).filter((n) => n !== 'journal').sort();
 
   it('leave nothing behind after a clean close: no staging file, no descriptor', async () => {
     const before = await openFds();
-    d = await openDataDir(dataDir);
+    d = await dataDir.open();
     for (let i = 0; i < 3; i++) await d.engine.writeFile(`/f${i}`, pattern(2 * MB + i, i), ctx);
-    await d.close();
-    d = undefined;
-    expect(await fsp.readdir(join(dataDir, 'staging'))).toEqual([]);
+    await dataDir.close();
+    expect(await fsp.readdir(join(dataDir.path, 'staging'))).toEqual([]);
     expect(await newFds(before), 'descriptors left open').toEqual([]);
   });
 
   it('an empty chunk file left by a crash is removed at the next open and never becomes data', async () => {
-    d = await openDataDir(dataDir);
+    d = await dataDir.open();
     await d.engine.writeFile('/f', pattern(MB + 5, 8), ctx);
     const { ino } = await d.engine.getattr('/f', ctx);
-    await d.close();
-    d = undefined;
+    await dataDir.close();
     // As a kill -9 leaves them: made ahead of a writer that never reached them,
     // one inside the file (it must not zero chunk 1) and one past its end (it must not grow it).
-    for (const k of [1, 3]) writeFileSync(join(dataDir, 'staging', `${ino}.${k}`), '');
-    d = await openDataDir(dataDir);
+    for (const k of [1, 3]) writeFileSync(join(dataDir.path, 'staging', `${ino}.${k}`), '');
+    d = await dataDir.open();
     expect(await stagingFiles()).toEqual([]);
     expect((await d.engine.getattr('/f', ctx)).size).toBe(MB + 5);
     expect((await d.engine.readFile('/f', ctx)).equals(pattern(MB + 5, 8))).toBe(true);
   });
 
   it('a writer that stops early or jumps back leaves no unused file behind', async () => {
-    d = await openDataDir(dataDir);
+    d = await dataDir.open();
     const { fh, stat: { ino } } = await d.engine.create('/g', C.O_WRONLY | C.O_CREAT, 0o644, ctx);
     await d.engine.write(fh, pattern(MB, 1), 0); // chunk 1's file is made ahead here
     await d.engine.write(fh, pattern(100, 2), 10); // back into chunk 0
@@ -195,7 +183,7 @@ describe('ReadFds', () => {
   it('reads ranges synchronously or through the threadpool, with at most `max` descriptors cached', async () => {
     const files: string[] = [];
     for (let i = 0; i < 5; i++) {
-      files.push(join(dataDir, `b${i}`));
+      files.push(join(dataDir.path, `b${i}`));
       writeFileSync(files[i]!, pattern(100_000, i));
     }
     for (const sync of [true, false]) {
@@ -214,7 +202,7 @@ describe('ReadFds', () => {
       expect(fds.size).toBeLessThanOrEqual(2);
       expect(await fds.read(files[0]!, files[0]!, 10, out, 500, 20)).toBe(20);
       expect(out.subarray(500, 520).equals(pattern(100_000, 0).subarray(10, 30))).toBe(true);
-      await expect(fds.read('missing', join(dataDir, 'missing'), 0, out, 0, 10)).rejects.toMatchObject({ code: 'ENOENT' });
+      await expect(fds.read('missing', join(dataDir.path, 'missing'), 0, out, 0, 10)).rejects.toMatchObject({ code: 'ENOENT' });
       fds.close();
       await new Promise((r) => setTimeout(r, 50));
       expect(await newFds(before), `descriptors left open (sync ${sync})`).toEqual([]);
@@ -222,7 +210,7 @@ describe('ReadFds', () => {
   });
 
   it('a read of a missing blob through the store is CORRUPT', async () => {
-    d = await openDataDir(dataDir);
+    d = await dataDir.open();
     const err = await d.blobs.readInto('0'.repeat(64), 0, Buffer.alloc(10), 0, 10).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(NexusError);
     expect((err as NexusError).code).toBe('CORRUPT');
