@@ -184,12 +184,11 @@ os.close(fa)
 `);
   });
 
-  // KNOWN LIMITATION (libfuse 2.9, hard_remove): fstat(2) of a file deleted
-  // while open asks for attributes without a file handle, libfuse has no path
-  // for the node and answers ENOENT itself (native-notes/fuse-native.md). This
-  // test states the exact expectation and is marked as failing; it will flag
-  // the day the limitation goes away.
-  it.fails('a file deleted while open: fstat through its descriptor [known libfuse 2.9 limitation]', () => {
+  // fstat(2) of a file deleted while open asks for attributes without a file
+  // handle; libfuse 2.9 has no path for the node and answers ENOENT, which the
+  // patched binding retries with a handle of the node (patch version 10,
+  // native-notes/fuse-native.md). nlink must read 0.
+  it('a file deleted while open: fstat through its descriptor', () => {
     deletedWhileOpen(`
 import os, sys
 os.chdir(sys.argv[1])
