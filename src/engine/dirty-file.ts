@@ -285,7 +285,8 @@ export class DirtyFile {
     // Hash every staged chunk not hashed yet (the workers queue them), reusing background hashes.
     const hashes = new Map<number, HashedChunk>();
     const todo = [...this.staged.entries()].filter(([k]) => k < count);
-    const results = await Promise.all(todo.map(([, st]) => st.hashing ?? this.hashStaged(st)));
+    // A background hash that failed is tried once more here, where its error reaches the committer.
+    const results = await Promise.all(todo.map(([, st]) => st.hashing?.catch(() => this.hashStaged(st)) ?? this.hashStaged(st)));
     todo.forEach(([k], j) => hashes.set(k, results[j]!));
     // Link the staged files into the store, several at a time: each link is a
     // threadpool call, and a 1 GiB file has 1,024 of them.
