@@ -88,6 +88,8 @@ export class FileHashers {
     const h = this.leastBusy();
     const job = this.nextJob++;
     return new Promise<FileHash>((resolve, reject) => {
+      // A worker with work keeps the process alive; an idle one does not (see start).
+      if (h.pending.size === 0) h.worker.ref();
       h.pending.set(job, { resolve, reject });
       h.worker.postMessage({ job, path, len });
     });
@@ -111,14 +113,15 @@ export class FileHashers {
   }
 
   private start(slot: number): Hasher {
-    const worker = new Worker(WORKER_SOURCE, { eval: true });
-    // Idle workers must not keep a process alive (the CLI, tests).
-    worker.unref();
+    // No inherited execArgv: under --input-type=module (or a loader) the
+    // evaluated source would not be the CommonJS script it is.
+    const worker = new Worker(WORKER_SOURCE, { eval: true, execArgv: [] });
     const h: Hasher = { worker, pending: new Map() };
     worker.on('message', (r: Reply) => {
       const p = h.pending.get(r.job);
       if (!p) return;
       h.pending.delete(r.job);
+      if (h.pending.size === 0) worker.unref();
       if (r.error) p.reject(fromSystemError(Object.assign(new Error(r.error.message), r.error)));
       else p.resolve({ id: r.id, len: r.len, zero: r.zero });
     });
@@ -129,6 +132,10 @@ export class FileHashers {
     };
     worker.on('error', fail);
     worker.on('exit', (code) => fail(new Error(`exited with ${code}`)));
+    // Idle workers must not keep a process alive (an embedded SDK user that
+    // never closes, the CLI). Only after the listeners: adding a 'message'
+    // listener refs the worker again.
+    worker.unref();
     return h;
   }
 }

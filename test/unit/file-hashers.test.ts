@@ -3,12 +3,15 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { FileHashers } from '../../src/blobs/file-hashers.js';
 import { NexusError } from '../../src/errors.js';
 import { pattern } from '../conformance/harness.js';
 import { removeDir, tempDir } from '../helpers/data-dir.js';
+import { buildForChildren } from '../server/server-process.js';
+import { REPO } from '../helpers/build.js';
 
 const MB = 1 << 20;
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
@@ -60,6 +63,18 @@ describe('FileHashers', () => {
     expect(err).toMatchObject({ code: 'INTERNAL', message: expect.stringContaining('ENOENT') });
     writeFileSync(join(dir, 'after'), 'still here');
     expect((await hashers.hash(join(dir, 'after'), 100)).id).toBe(sha(Buffer.from('still here')));
+  });
+
+  it('idle workers do not keep a process alive: a process that hashed and never closed the pool exits', () => {
+    buildForChildren();
+    writeFileSync(join(dir, 'f'), 'hello');
+    const script = `const { FileHashers } = await import(${JSON.stringify(join(REPO, 'dist/src/blobs/file-hashers.js'))});
+const h = new FileHashers(2);
+console.log((await h.hash(${JSON.stringify(join(dir, 'f'))}, 5)).id);`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 10_000 });
+    expect(r.error, 'the child did not exit within 10 s').toBeUndefined();
+    expect(r.status).toBe(0);
+    expect(r.stdout.trim()).toBe(sha(Buffer.from('hello')));
   });
 
   it('refuses work once closed', async () => {
