@@ -228,13 +228,22 @@ export class DirtyFile {
       const k = Math.floor(pos / CHUNK_SIZE);
       const cs = k * CHUNK_SIZE;
       const n = Math.min(data.length - done, cs + CHUNK_SIZE - pos);
+      const wasStaged = this.staged.has(k);
       await this.ensureStaged(k, pos - cs, pos - cs + n);
       const fd = await this.fd(k);
       const st = this.staged.get(k)!;
       st.hashing = undefined; // the chunk changes: any earlier hash is stale
-      const { bytesWritten } = await fd.write(data, done, n, pos - cs);
-      // A regular file's pwrite stops short only when the disk fills up.
-      if (bytesWritten !== n) throw new NexusError('NO_SPACE', `Short write to a staging file (${bytesWritten} of ${n} bytes)`);
+      try {
+        const { bytesWritten } = await fd.write(data, done, n, pos - cs);
+        // A regular file's pwrite stops short only when the disk fills up.
+        if (bytesWritten !== n) throw new NexusError('NO_SPACE', `Short write to a staging file (${bytesWritten} of ${n} bytes)`);
+      } catch (e) {
+        // Nothing of a failed write may show: a chunk it staged goes back to
+        // the committed one, bytes it left past the staged length are cut.
+        if (!wasStaged) await this.unstage(k).catch(() => {});
+        else await fd.truncate(st.len).catch(() => {});
+        throw e;
+      }
       st.len = Math.max(st.len, pos - cs + n);
       done += n;
       if (pos - cs + n === CHUNK_SIZE && st.len === CHUNK_SIZE && this.backgroundHashes < MAX_BACKGROUND_HASHES) {
@@ -358,7 +367,7 @@ export class DirtyFile {
     const fd = await this.openNewChunk(k);
     this.cacheFd(k, fd);
     // A writer starting a chunk at its start, after the one before: probably sequential.
-    if (writeFrom === 0 && (k === 0 || this.staged.has(k - 1))) this.createAhead(k + 1);
+    if (writeFrom === 0 && (k === 0 || this.staged.has(k - 1))) await this.createAhead(k + 1);
     if (init) await fd.write(init, 0, init.length, 0);
     this.staged.set(k, { path, len: init?.length ?? 0 });
   }
@@ -371,8 +380,13 @@ export class DirtyFile {
     return fh ?? fsp.open(this.stagingPath(k), 'w+', 0o600);
   }
 
-  private createAhead(k: number): void {
+  /** Called under the file's lock (from a write), as every change to staging files is. */
+  private async createAhead(k: number): Promise<void> {
     if (this.staged.has(k) || this.ahead.has(k)) return;
+    // One at a time: a writer that jumps about (2 MiB records 10 MiB apart)
+    // must not leave a file and a descriptor behind per jump until the commit.
+    // Removed before this write returns, so no later write can stage the same name meanwhile.
+    await this.dropAhead();
     const made = fsp.open(this.stagingPath(k), 'w+', 0o600);
     made.catch(() => {}); // seen by openNewChunk or dropAhead
     this.ahead.set(k, made);
@@ -382,13 +396,15 @@ export class DirtyFile {
   private async dropAhead(): Promise<void> {
     const made = [...this.ahead.entries()];
     this.ahead.clear();
-    await Promise.all(made.map(async ([k, p]) => {
-      const fh = await p.catch(() => undefined);
-      if (!fh) return;
-      await fh.close().catch(() => {});
-      // Only if no write staged the chunk since (its file has the same name).
-      if (!this.staged.has(k)) await fsp.unlink(this.stagingPath(k)).catch(ignoreMissing);
-    }));
+    await Promise.all(made.map(([k, p]) => this.removeAhead(k, p)));
+  }
+
+  private async removeAhead(k: number, made: Promise<FileHandle>): Promise<void> {
+    const fh = await made.catch(() => undefined);
+    if (!fh) return;
+    await fh.close().catch(() => {});
+    // Only if no write staged the chunk since (its file has the same name).
+    if (!this.staged.has(k)) await fsp.unlink(this.stagingPath(k)).catch(ignoreMissing);
   }
 
   private async unstage(k: number): Promise<void> {

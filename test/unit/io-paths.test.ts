@@ -4,7 +4,7 @@
  * hashes computed by worker threads while the writer goes on, and staging
  * files made ahead of a sequential writer.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { constants as C, promises as fsp, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
@@ -176,6 +176,55 @@ describe('staging files made ahead of a sequential writer', () => {
     const want = pattern(MB, 1);
     pattern(100, 2).copy(want, 10);
     expect((await d.engine.readFile('/g', ctx)).equals(want)).toBe(true);
+  });
+});
+
+describe('failed writes and jumping writers', () => {
+  /** Make the next `times` writes to any FileHandle fail with ENOSPC, as a full disk does. */
+  async function failNextWrites(times: number) {
+    const probe = await fsp.open(join(dataDir.path, 'probe'), 'w');
+    const proto = Object.getPrototypeOf(probe) as { write: (...a: unknown[]) => Promise<unknown> };
+    await probe.close();
+    const real = proto.write;
+    let left = times;
+    return vi.spyOn(proto, 'write').mockImplementation(function (this: unknown, ...a: unknown[]) {
+      if (left-- > 0) return Promise.reject(Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', errno: -28 }));
+      return real.apply(this, a);
+    });
+  }
+
+  it('a write that fails on a full disk leaves the committed chunk it was replacing as it was', async () => {
+    d = await dataDir.open();
+    const e = d.engine;
+    const before = pattern(2 * MB + 300, 4);
+    await e.writeFile('/f', before, ctx);
+    const { fh } = await e.create('/f', C.O_WRONLY, 0o644, ctx);
+    const spy = await failNextWrites(4);
+    try {
+      // A whole-chunk overwrite stages chunk 1 without copying it: the failed write must not leave it empty.
+      await expect(e.write(fh, pattern(MB, 9), MB)).rejects.toThrow(/ENOSPC|No space/);
+    } finally {
+      spy.mockRestore();
+    }
+    expect((await e.readFile('/f', ctx)).equals(before)).toBe(true);
+    await e.release(fh);
+    expect((await e.readFile('/f', ctx)).equals(before)).toBe(true);
+  });
+
+  it('a writer jumping about keeps at most one staging file made ahead', async () => {
+    d = await dataDir.open();
+    const e = d.engine;
+    const { fh } = await e.create('/j', C.O_WRONLY | C.O_CREAT, 0o644, ctx);
+    // 2 MiB records 10 MiB apart: each would leave chunk k+2 made ahead and unused.
+    for (let r = 0; r < 6; r++) await e.write(fh, pattern(2 * MB, r), r * 10 * MB);
+    const empty: string[] = [];
+    for (const n of await fsp.readdir(join(dataDir.path, 'staging'))) {
+      if (/^\d+\.\d+$/.test(n) && (await fsp.stat(join(dataDir.path, 'staging', n))).size === 0) empty.push(n);
+    }
+    expect(empty.length).toBeLessThanOrEqual(1);
+    await e.release(fh);
+    const all = await e.readFile('/j', ctx);
+    for (let r = 0; r < 6; r++) expect(all.subarray(r * 10 * MB, r * 10 * MB + 2 * MB).equals(pattern(2 * MB, r))).toBe(true);
   });
 });
 
