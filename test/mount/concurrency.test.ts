@@ -221,6 +221,24 @@ os.close(fa)
 `);
   });
 
+  it('fstat of a deleted file right after another descriptor of it closed (its handle may be closing)', () => {
+    deletedWhileOpen(`
+import os, sys
+os.chdir(sys.argv[1])
+bad = 0
+for i in range(300):
+    with open('v', 'wb') as f: f.write(b'x' * (100 + i))
+    a = os.open('v', os.O_RDONLY)
+    b = os.open('v', os.O_RDONLY)
+    os.unlink('v')
+    os.close(a)
+    st = os.fstat(b)
+    if st.st_size != 100 + i or st.st_nlink != 0: bad += 1
+    os.close(b)
+print('bad', bad)
+`);
+  });
+
   it('a file unlinked while open leaves no name behind (no .fuse_hidden entry in listings)', () => {
     const code = `
 import os, sys
