@@ -7,7 +7,7 @@ import { NexusError, fromSystemError } from '../errors.js';
 import { configureLogger } from '../util/logger.js';
 import { preflight, readDaemonInfo, startMount } from '../fuse/daemon.js';
 import { startLocalSocket } from '../server/local-socket.js';
-import { dataDirOfMount, fusermountUnmount, isNexusMount, mountAt, waitUntil } from '../fuse/mount-table.js';
+import { abortFuseConnection, dataDirOfMount, fusermountUnmount, isNexusMount, mountAt, waitUntil } from '../fuse/mount-table.js';
 
 export interface MountArgs {
   dir: string;
@@ -88,7 +88,8 @@ export async function unmountCommand(a: { dir: string; timeoutMs?: number }): Pr
     const gone = await waitUntil(() => !mountAt(mountpoint), a.timeoutMs ?? 60_000);
     if (!gone) throw new NexusError('BUSY', `${mountpoint} is still mounted after SIGTERM to pid ${info.pid} (files open inside it?)`);
   } else {
-    await fusermountUnmount(mountpoint, true); // no live daemon: a stale mount
+    abortFuseConnection(mountpoint); // no live daemon: end what waits on it, then drop the stale mount
+    await fusermountUnmount(mountpoint, true);
   }
   process.stdout.write(`unmounted ${mountpoint}\n`);
 }

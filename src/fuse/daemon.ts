@@ -18,7 +18,7 @@ import { CACHE_TIMEOUT_S, KernelCache, kernelHasEpochs } from './kernel-cache.js
 import { Services } from '../services/services.js';
 import type { AccessIdentity } from '../engine/credentials.js';
 import {
-  NEXUS_FSNAME_PREFIX, dataDirOfMount, fusermountUnmount, isNexusMount, mountAt, waitUntil,
+  NEXUS_FSNAME_PREFIX, abortFuseConnection, dataDirOfMount, fusermountUnmount, isNexusMount, mountAt, waitUntil,
 } from './mount-table.js';
 import { readLock } from '../engine/data-dir.js';
 
@@ -67,6 +67,7 @@ export async function preflight(opts: Pick<MountOptions, 'mountpoint' | 'dataDir
   if (existing) {
     const owner = isNexusMount(existing) ? await readLock(dataDirOfMount(existing)) : undefined;
     if (isNexusMount(existing) && !owner) {
+      abortFuseConnection(mp); // requests left waiting on the dead daemon end now
       await fusermountUnmount(mp, true); // stale: its daemon died
       cleanedStale = true;
     } else {

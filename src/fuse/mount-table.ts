@@ -1,6 +1,6 @@
 /** Reading /proc/mounts and cleaning up FUSE mounts (fusermount from Debian's fuse3). */
-import { readFileSync } from 'node:fs';
-import { execFile } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { resolve } from 'node:path';
 
@@ -41,6 +41,31 @@ export function dataDirOfMount(m: MountEntry): string {
 }
 
 /** Detach a FUSE mount; `lazy` also works when the daemon is dead (ENOTCONN). */
+const FUSECTL = '/sys/fs/fuse/connections';
+
+/**
+ * Abort the FUSE connection behind the mount at `dir` (fusectl; root only).
+ * A killed daemon can leave a thread stuck in the kernel dropping a page that
+ * a writer's request holds locked: the dying daemon then never closes
+ * /dev/fuse, the writer waits forever, and so does anything touching the
+ * mount (native-notes/fuse-options.md). Aborting ends every request at once.
+ * Best effort: false when it could not be done.
+ */
+export function abortFuseConnection(dir: string): boolean {
+  const target = resolve(dir);
+  // mountinfo: id parent major:minor root mountpoint ...; a FUSE connection is named by the minor.
+  const line = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => unescape(l.split(' ')[4] ?? '') === target);
+  const minor = line?.split(' ')[2]?.split(':')[1];
+  if (!minor) return false;
+  try {
+    if (!existsSync(`${FUSECTL}/${minor}`)) execFileSync('mount', ['-t', 'fusectl', 'fusectl', FUSECTL], { stdio: 'ignore' });
+    writeFileSync(`${FUSECTL}/${minor}/abort`, '1');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export async function fusermountUnmount(dir: string, lazy = false): Promise<void> {
   const args = lazy ? ['-u', '-z', dir] : ['-u', dir];
   let lastErr: unknown;

@@ -7,6 +7,7 @@ import { describe, it, expect, afterAll, afterEach } from 'vitest';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, chmodSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { abortFuseConnection } from '../../src/fuse/mount-table.js';
 import { join } from 'node:path';
 import {
   fuseAvailable, startMount, remount, nexus, NEXUS_BIN, isMounted, mountedTargets, lazyUnmount, trackMountpoint, expectNoMountsLeft, shOk, sh, sleep,
@@ -178,6 +179,25 @@ sys.stdin.read()
     expect(count).toBe(1);
     await m2.stop();
     expect(isMounted(m.mountpoint)).toBe(false);
+  });
+
+  it('aborting the FUSE connection of a daemon that stopped answering releases a process waiting on it', async () => {
+    const m = await startMount();
+    mounts.push(m);
+    shOk(m.mountpoint, 'echo before > f');
+    process.kill(m.child.pid!, 'SIGSTOP');
+    try {
+      // A write that can never be answered (as when a killed daemon's thread is stuck in the kernel).
+      const waiter = spawn('/bin/sh', ['-c', `echo more >> ${m.mountpoint}/f`], { stdio: 'ignore' });
+      const done = new Promise<number | null>((res) => waiter.once('exit', (code) => res(code)));
+      expect(await Promise.race([done, sleep(1500).then(() => 'waiting' as const)])).toBe('waiting');
+      expect(abortFuseConnection(m.mountpoint)).toBe(true);
+      const code = await Promise.race([done, sleep(10_000).then(() => 'still waiting' as const)]);
+      expect(code).not.toBe('still waiting');
+      expect(code).not.toBe(0);
+    } finally {
+      await m.kill(); // SIGKILL ends a stopped process too; its stale mount is cleaned with the others
+    }
   });
 
   it('`nexus mount` (detached) also cleans a stale mount, and `nexus unmount` of a stale mount detaches it', async () => {
