@@ -18,7 +18,7 @@ import { CACHE_TIMEOUT_S, KernelCache, kernelHasEpochs } from './kernel-cache.js
 import { Services } from '../services/services.js';
 import type { AccessIdentity } from '../engine/credentials.js';
 import {
-  NEXUS_FSNAME_PREFIX, abortFuseConnection, dataDirOfMount, fusermountUnmount, isNexusMount, mountAt, waitUntil,
+  NEXUS_FSNAME_PREFIX, abortFuseConnection, dataDirOfMount, fusermountUnmount, isNexusMount, mountAt,
 } from './mount-table.js';
 import { readLock } from '../engine/data-dir.js';
 
