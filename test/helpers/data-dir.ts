@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT_CONTEXT } from '../../src/engine/credentials.js';
 import { openDataDir, type OpenedDataDir } from '../../src/engine/data-dir.js';
+import { openServices } from '../../src/services/services.js';
 import type { ChunkRef } from '../../src/meta/types.js';
 
 export async function tempDir(prefix = 'nx-test-'): Promise<string> {
@@ -16,14 +17,14 @@ export async function removeDir(dir: string): Promise<void> {
 }
 
 /**
- * A temporary data directory for each test of the calling file (registers
- * beforeEach/afterEach): `path` is fresh for every test; `open()` opens it
- * (closing an earlier opening first), `close()` closes it; after each test
- * whatever is open is closed and the directory removed.
+ * A temporary directory for each test of the calling file (registers
+ * beforeEach/afterEach), opened with `openIn`: `path` is fresh for every test;
+ * `open()` opens it (closing an earlier opening first), `close()` closes it;
+ * after each test whatever is open is closed and the directory removed.
  */
-export function dataDirPerTest(prefix: string): { readonly path: string; open(): Promise<OpenedDataDir>; close(): Promise<void> } {
+function openedPerTest<T extends { close(): Promise<void> }>(prefix: string, openIn: (dir: string) => Promise<T>): { readonly path: string; open(): Promise<T>; close(): Promise<void> } {
   let dir = '';
-  let opened: OpenedDataDir | undefined;
+  let opened: T | undefined;
   const close = async () => {
     const o = opened;
     opened = undefined;
@@ -42,12 +43,18 @@ export function dataDirPerTest(prefix: string): { readonly path: string; open():
     },
     async open() {
       await close();
-      opened = await openDataDir(dir);
+      opened = await openIn(dir);
       return opened;
     },
     close,
   };
 }
+
+/** A data directory (the engine and its stores) for each test: see openedPerTest. */
+export const dataDirPerTest = (prefix: string) => openedPerTest(prefix, (dir) => openDataDir(dir));
+
+/** The services over a data directory for each test: see openedPerTest. */
+export const servicesPerTest = (prefix: string) => openedPerTest(prefix, (dir) => openServices(dir));
 
 /** Open a fresh data directory; the caller closes it and removes `dataDir`. */
 export async function freshDataDir(): Promise<OpenedDataDir> {

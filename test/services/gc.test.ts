@@ -4,26 +4,19 @@
  * running collection has just pruned keeps its blobs, and the full-disk
  * reclaimer coalesces calls made during a run.
  */
-import { describe, it, expect, beforeEach, afterEach } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { openServices, type OpenedServices } from '../../src/services/services.js';
+import { describe, it, expect, beforeEach } from 'vitest';
+import type { OpenedServices } from '../../src/services/services.js';
+import { servicesPerTest } from '../helpers/data-dir.js';
 import { ROOT_CONTEXT } from '../../src/engine/credentials.js';
 import { coalescedCollector, collectGarbage } from '../../src/services/gc.js';
 
-let dir: string;
 let d: OpenedServices;
 const ctx = ROOT_CONTEXT;
 const eager = { keepVersions: 0, keepAge: '0s' };
 
+const services = servicesPerTest('nx-gcsvc-');
 beforeEach(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'nx-gcsvc-'));
-  d = await openServices(dir);
-});
-afterEach(async () => {
-  await d.close();
-  rmSync(dir, { recursive: true, force: true });
+  d = await services.open();
 });
 
 const fill = (tag: string, n: number) => Buffer.alloc(n, tag);

@@ -1,23 +1,16 @@
-import { describe, it, expect, beforeEach, afterEach } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { openServices, type OpenedServices } from '../../src/services/services.js';
+import { describe, it, expect, beforeEach } from 'vitest';
+import type { OpenedServices } from '../../src/services/services.js';
+import { servicesPerTest } from '../helpers/data-dir.js';
 import { ROOT_CONTEXT, contextFor } from '../../src/engine/credentials.js';
 import { NexusError } from '../../src/errors.js';
 
-let dir: string;
 let d: OpenedServices;
 const ctx = ROOT_CONTEXT;
 const text = async (p: string) => (await d.services.files.read(p, ctx)).toString();
 
+const services = servicesPerTest('nx-svc-');
 beforeEach(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'nx-svc-'));
-  d = await openServices(dir);
-});
-afterEach(async () => {
-  await d.close();
-  rmSync(dir, { recursive: true, force: true });
+  d = await services.open();
 });
 
 async function blobCount(): Promise<number> {
