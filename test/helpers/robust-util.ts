@@ -35,6 +35,11 @@ export function run(cmd: string, args: string[], opts: { cwd?: string; env?: Nod
       clearTimeout(timer);
       resolve({ code: code ?? 128 + (signal === 'SIGKILL' ? 9 : 15), stdout, stderr });
     });
+    // A child that exits before reading its input closes the pipe: EPIPE here is
+    // not an error of the test (its exit code and output say what happened).
+    child.stdin.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EPIPE') reject(e);
+    });
     child.stdin.end(opts.input ?? '');
   });
 }
