@@ -3,6 +3,7 @@ import Database from 'better-sqlite3';
 import { ROOT_INO, type BlobUsers, type TreeProblem } from './types.js';
 import type { FsckOps } from './sub-stores.js';
 import { unpackChunks } from './sqlite-meta-store.js';
+import { inTransaction } from './sqlite-tx.js';
 
 type Row = Record<string, bigint | string | Buffer | null>;
 
@@ -88,7 +89,7 @@ export class SqliteFsckOps implements FsckOps {
 
   /** Fix link counts; drop dangling entries and version references. */
   async repairCounts(): Promise<void> {
-    this.db.transaction(() => {
+    inTransaction(this.db, () => {
       this.db.exec(`DELETE FROM dentries WHERE ino NOT IN (SELECT ino FROM inodes)`);
       this.db.exec(`DELETE FROM dentries WHERE parent NOT IN (SELECT ino FROM inodes WHERE (mode & 61440) = 16384)`);
       this.db.exec(`UPDATE inodes SET nlink = (SELECT count(*) FROM dentries d WHERE d.ino = inodes.ino)
@@ -97,7 +98,7 @@ export class SqliteFsckOps implements FsckOps {
                       WHERE d.parent = inodes.ino AND (c.mode & 61440) = 16384)
                     WHERE (mode & 61440) = 16384 AND (${LIVE('inodes')} OR ino = ${ROOT_INO})`);
       this.db.exec(`UPDATE inodes SET vid = NULL, size = 0, alloc = 0 WHERE vid IS NOT NULL AND vid NOT IN (SELECT vid FROM versions)`);
-    })();
+    });
   }
 
   /**
@@ -114,13 +115,13 @@ export class SqliteFsckOps implements FsckOps {
 
   /** Give an inode a name in a lost+found directory (one transaction). */
   async linkInto(dirIno: number, ino: number, name: string): Promise<void> {
-    this.db.transaction(() => {
+    inTransaction(this.db, () => {
       this.db.prepare('DELETE FROM dentries WHERE ino = ?').run(ino);
       this.db.prepare('INSERT INTO dentries (parent, name, ino) VALUES (?, ?, ?)').run(dirIno, name, ino);
       const node = this.db.prepare('SELECT mode FROM inodes WHERE ino = ?').get(ino) as Row;
       const dir = (Number(node.mode) & 0o170000) === 0o040000;
       this.db.prepare('UPDATE inodes SET nlink = ? WHERE ino = ?').run(dir ? 2 : 1, ino);
-    })();
+    });
   }
 }
 

@@ -17,6 +17,7 @@ import {
   type AttrPatch, type ChunkRef, type CommitContent, type DirEntry, type FileVersion, type Inode,
   type NewInode, type RenameResult, type StoreStats,
 } from './types.js';
+import { inTransaction } from './sqlite-tx.js';
 
 type Row = Record<string, bigint | string | Buffer | null>;
 
@@ -107,6 +108,7 @@ export class SqliteMetaStore implements MetaStore {
       touchDir: db.prepare('UPDATE inodes SET mtime = ?, ctime = ? WHERE ino = ?'),
       addDirNlinkTouch: db.prepare('UPDATE inodes SET nlink = nlink + ?, mtime = ?, ctime = ? WHERE ino = ?'),
       setCtime: db.prepare('UPDATE inodes SET ctime = ? WHERE ino = ?'),
+      zeroNlink: db.prepare('UPDATE inodes SET nlink = 0, ctime = ? WHERE ino = ?'),
       insertVersion: db.prepare(
         'INSERT INTO versions (ino, size, chunks, created, principal, session_id, prev_vid) VALUES (?, ?, ?, ?, ?, ?, (SELECT vid FROM inodes WHERE ino = ?))',
       ),
@@ -191,7 +193,7 @@ export class SqliteMetaStore implements MetaStore {
   }
 
   async createNode(parent: number, name: string, init: NewInode): Promise<Inode> {
-    return this.db.transaction(() => {
+    return inTransaction(this.db, () => {
       this.requireDir(parent);
       if (this.stmts.lookupIno.get(parent, name)) throw new NexusError('ALREADY_EXISTS', `Already exists: ${name}`);
       const dir = isDir(init.mode);
@@ -201,11 +203,11 @@ export class SqliteMetaStore implements MetaStore {
       this.stmts.insertDentry.run(parent, name, ino);
       this.stmts.addDirNlinkTouch.run(dir ? 1 : 0, t, t, parent);
       return this.mustGet(ino);
-    })();
+    });
   }
 
   async link(ino: number, parent: number, name: string, timeNs: TimeNs): Promise<Inode> {
-    return this.db.transaction(() => {
+    return inTransaction(this.db, () => {
       this.requireDir(parent);
       const target = this.mustGet(ino);
       if (isDir(target.mode)) throw new NexusError('NOT_PERMITTED', 'Hard links to directories are not allowed');
@@ -215,11 +217,11 @@ export class SqliteMetaStore implements MetaStore {
       this.stmts.addNlink.run(1, timeNs, ino);
       this.stmts.touchDir.run(timeNs, timeNs, parent);
       return this.mustGet(ino);
-    })();
+    });
   }
 
   async unlink(parent: number, name: string, opts: { dir: boolean }, timeNs: TimeNs): Promise<Inode> {
-    return this.db.transaction(() => {
+    return inTransaction(this.db, () => {
       const row = this.stmts.lookupIno.get(parent, name) as Row | undefined;
       if (!row) throw new NexusError('NOT_FOUND', `No such file or directory: ${name}`);
       const ino = Number(row.ino);
@@ -232,18 +234,18 @@ export class SqliteMetaStore implements MetaStore {
       }
       this.stmts.deleteDentry.run(parent, name);
       if (opts.dir) {
-        this.db.prepare('UPDATE inodes SET nlink = 0, ctime = ? WHERE ino = ?').run(timeNs, ino);
+        this.stmts.zeroNlink.run(timeNs, ino);
         this.stmts.addDirNlinkTouch.run(-1, timeNs, timeNs, parent);
       } else {
         this.stmts.addNlink.run(-1, timeNs, ino);
         this.stmts.touchDir.run(timeNs, timeNs, parent);
       }
       return this.mustGet(ino);
-    })();
+    });
   }
 
   async rename(srcParent: number, srcName: string, dstParent: number, dstName: string, timeNs: TimeNs): Promise<RenameResult> {
-    return this.db.transaction((): RenameResult => {
+    return inTransaction(this.db, (): RenameResult => {
       this.requireDir(dstParent);
       const srcRow = this.stmts.lookupIno.get(srcParent, srcName) as Row | undefined;
       if (!srcRow) throw new NexusError('NOT_FOUND', `No such file or directory: ${srcName}`);
@@ -262,7 +264,7 @@ export class SqliteMetaStore implements MetaStore {
         if (!srcIsDir && isDir(dst.mode)) throw new NexusError('IS_A_DIRECTORY', `Is a directory: ${dstName}`);
         if (isDir(dst.mode)) {
           if (this.stmts.hasEntries.get(dst.ino)) throw new NexusError('NOT_EMPTY', `Directory not empty: ${dstName}`);
-          this.db.prepare('UPDATE inodes SET nlink = 0, ctime = ? WHERE ino = ?').run(timeNs, dst.ino);
+          this.stmts.zeroNlink.run(timeNs, dst.ino);
           this.stmts.addNlink.run(-1, timeNs, dstParent);
         } else {
           this.stmts.addNlink.run(-1, timeNs, dst.ino);
@@ -280,7 +282,7 @@ export class SqliteMetaStore implements MetaStore {
       if (dstParent !== srcParent) this.stmts.touchDir.run(timeNs, timeNs, dstParent);
       this.stmts.setCtime.run(timeNs, src.ino);
       return { moved: this.mustGet(src.ino), ...(replaced ? { replaced } : {}) };
-    })();
+    });
   }
 
   async setAttrs(ino: number, patch: AttrPatch): Promise<Inode> {
@@ -296,12 +298,12 @@ export class SqliteMetaStore implements MetaStore {
         vals.push(v);
       }
     }
-    return this.db.transaction(() => {
+    return inTransaction(this.db, () => {
       const node = this.mustGet(ino);
       if (cols.length === 0) return node;
-      this.db.prepare(`UPDATE inodes SET ${cols.join(', ')} WHERE ino = ?`).run(...vals, ino);
+      this.setAttrsStmt(cols).run(...vals, ino);
       return this.mustGet(ino);
-    })();
+    });
   }
 
   async commitContent(ino: number, c: CommitContent, opts: { durable?: boolean } = {}): Promise<number> {
@@ -314,13 +316,13 @@ export class SqliteMetaStore implements MetaStore {
   }
 
   private commitContentTx(ino: number, c: CommitContent): number {
-    return this.db.transaction(() => {
+    return inTransaction(this.db, () => {
       this.mustGet(ino);
       const info = this.stmts.insertVersion.run(ino, c.size, packChunks(c.chunks), c.mtimeNs, c.principal, c.sessionId, ino);
       const vid = Number(info.lastInsertRowid);
       this.stmts.setContent.run(c.size, c.chunks.reduce((n, ch) => n + (ch.id ? ch.len : 0), 0), vid, c.mtimeNs, c.ctimeNs, c.jseq ?? 0, ino);
       return vid;
-    })();
+    });
   }
 
   async checkpoint(): Promise<void> {
@@ -343,13 +345,13 @@ export class SqliteMetaStore implements MetaStore {
   }
 
   async dropInode(ino: number): Promise<void> {
-    this.db.transaction(() => {
+    inTransaction(this.db, () => {
       const node = this.stmts.getInode.get(ino) as Row | undefined;
       // A name left with nlink 0 is damage for fsck to report, not a file to forget.
       if (!node || Number(node.nlink) > 0 || this.stmts.lookupName.get(ino)) return;
       this.stmts.deleteInode.run(ino);
       this.stmts.deleteXattrsOf.run(ino);
-    })();
+    });
   }
 
   async orphans(): Promise<number[]> {
@@ -362,13 +364,13 @@ export class SqliteMetaStore implements MetaStore {
   }
 
   async setXattr(ino: number, name: string, value: Buffer, mode: 'any' | 'create' | 'replace', timeNs: TimeNs): Promise<void> {
-    this.db.transaction(() => {
+    inTransaction(this.db, () => {
       const has = this.stmts.getXattr.get(ino, name) !== undefined;
       if (mode === 'create' && has) throw new NexusError('ALREADY_EXISTS', `Attribute exists: ${name}`);
       if (mode === 'replace' && !has) throw new NexusError('NO_ATTRIBUTE', `No such attribute: ${name}`);
       this.stmts.upsertXattr.run(ino, name, value);
       this.stmts.setCtime.run(timeNs, ino);
-    })();
+    });
   }
 
   async listXattrs(ino: number): Promise<string[]> {
@@ -376,10 +378,10 @@ export class SqliteMetaStore implements MetaStore {
   }
 
   async removeXattr(ino: number, name: string, timeNs: TimeNs): Promise<void> {
-    this.db.transaction(() => {
+    inTransaction(this.db, () => {
       if (this.stmts.removeXattr.run(ino, name).changes === 0) throw new NexusError('NO_ATTRIBUTE', `No such attribute: ${name}`);
       this.stmts.setCtime.run(timeNs, ino);
-    })();
+    });
   }
 
   async stats(): Promise<StoreStats> {
@@ -449,7 +451,7 @@ export class SqliteMetaStore implements MetaStore {
     const setInode = this.db.prepare('UPDATE inodes SET size = ?, alloc = ?, vid = ? WHERE vid = ?');
     const setEntries = this.db.prepare('UPDATE snapshot_entries SET size = ?, alloc = ?, vid = ? WHERE vid = ?');
     const del = this.db.prepare('DELETE FROM versions WHERE vid = ?');
-    this.db.transaction(() => {
+    inTransaction(this.db, () => {
       for (const { vid, fallback } of plan) {
         const fb = fallback === null ? undefined : (get.get(fallback) as Row | undefined);
         const chunks = fb ? unpackChunks(fb.chunks as Buffer) : [];
@@ -460,7 +462,17 @@ export class SqliteMetaStore implements MetaStore {
         setEntries.run(size, alloc, to, vid);
         del.run(vid);
       }
-    })();
+    });
+  }
+
+  /** One prepared UPDATE per set of columns (preparing costs more than running it). */
+  private readonly setAttrsStmts = new Map<string, Database.Statement>();
+
+  private setAttrsStmt(cols: string[]): Database.Statement {
+    const sql = `UPDATE inodes SET ${cols.join(', ')} WHERE ino = ?`;
+    let st = this.setAttrsStmts.get(sql);
+    if (!st) this.setAttrsStmts.set(sql, (st = this.db.prepare(sql)));
+    return st;
   }
 
   private mustGet(ino: number): Inode {
@@ -513,10 +525,10 @@ function migrate(db: Database.Database): void {
     throw new NexusError('SCHEMA_TOO_NEW', `Data directory has schema version ${current}; this Nexus understands up to ${SCHEMA_VERSION}. Upgrade Nexus.`);
   }
   for (let v = current; v < SCHEMA_VERSION; v++) {
-    db.transaction(() => {
+    inTransaction(db, () => {
       db.exec(MIGRATIONS[v]!);
       db.pragma(`user_version = ${v + 1}`);
-    })();
+    });
   }
 }
 

@@ -9,6 +9,7 @@ import { NexusError } from '../errors.js';
 import type { TimeNs } from '../util/time.js';
 import { isDir, type RestoreResult, type SnapshotRecord, type TreeDiff, type TreeEntry } from './types.js';
 import type { NewSnapshot, TreeOps } from './sub-stores.js';
+import { inTransaction } from './sqlite-tx.js';
 
 type Row = Record<string, bigint | string | Buffer | null>;
 
@@ -97,7 +98,7 @@ export class SqliteTreeOps implements TreeOps {
   }
 
   private createSnapshotSync(rootIno: number, rec: NewSnapshot): SnapshotRecord {
-    return this.db.transaction(() => {
+    return inTransaction(this.db, () => {
       this.stmts.snapshotInsert.run(rootIno, rec.snapshotId);
       const c = this.stmts.snapshotCounts.get(rec.snapshotId) as Row;
       const full: SnapshotRecord = { ...rec, fileCount: Number(c.files), totalBytes: Number(c.bytes) };
@@ -106,7 +107,7 @@ export class SqliteTreeOps implements TreeOps {
         full.fileCount, full.totalBytes, rec.kind,
       );
       return full;
-    })();
+    });
   }
 
   async getSnapshot(id: string): Promise<SnapshotRecord | undefined> {
@@ -120,10 +121,10 @@ export class SqliteTreeOps implements TreeOps {
   }
 
   async deleteSnapshot(id: string): Promise<void> {
-    this.db.transaction(() => {
+    inTransaction(this.db, () => {
       if (this.stmts.deleteSnapshot.run(id).changes === 0) throw new NexusError('NOT_FOUND', `No such snapshot: ${id}`);
       this.stmts.deleteEntries.run(id);
-    })();
+    });
   }
 
   async snapshotEntries(id: string): Promise<TreeEntry[]> {
@@ -180,7 +181,7 @@ export class SqliteTreeOps implements TreeOps {
    * content whole, never a mix.
    */
   async restore(rootIno: number, snapshotId: string, pre: NewSnapshot, timeNs: TimeNs): Promise<RestoreResult & { pre: SnapshotRecord }> {
-    return this.db.transaction(() => {
+    return inTransaction(this.db, () => {
       const preRec = this.createSnapshotSync(rootIno, pre);
       const result: RestoreResult = { created: 0, modified: 0, removed: 0, unlinked: [], touched: [] };
       const parentOf = (rel: string) => rel.slice(0, Math.max(0, rel.lastIndexOf('/')));
@@ -266,7 +267,7 @@ export class SqliteTreeOps implements TreeOps {
       }
       result.removed = removedPaths.size;
       return { ...result, pre: preRec };
-    })();
+    });
   }
 }
 
