@@ -392,6 +392,15 @@ async function parent (moduleDir, opts) {
     check(lsOld.count === BIG + 2, `the stock readdir(path, cb) still lists a ${BIG}-entry directory (one call, one reply)`,
       `${lsOld.count} lines, ${oldCalls} readdir call(s), ${lsOld.ms.toFixed(0)} ms (paged: ${lsBig.ms.toFixed(0)} ms)`)
 
+    // 8b. Version 13: with maxWrite 1048576 (this mount), a 1 MiB write is one request.
+    await events()
+    sh('dd', ['if=/dev/zero', `of=${q('one-mib-writes')}`, 'bs=1M', 'count=2', 'status=none'])
+    ev = await events()
+    const bigWrites = ev.filter(e => e.op === 'write' && e.path === '/one-mib-writes').map(e => e.len)
+    if (ready.patchVersion >= 13) {
+      check(bigWrites.length === 2 && bigWrites.every(s => s === 1048576), 'maxWrite 1048576: a 2 MiB dd write (bs=1M) arrives as two 1 MiB writes (FUSE_MAX_PAGES in the INIT reply)', `${bigWrites.length} writes: ${[...new Set(bigWrites)].join(', ')} bytes`)
+    } else info('1 MiB writes', `${bigWrites.length} writes of ${[...new Set(bigWrites)].join(', ')} bytes (stock: 128 KiB at most)`)
+
     // 9. create gets the open flags when the handler declares four parameters.
     await events()
     const bashAppend = sh('bash', ['-c', 'exec 3>>"$1"', 'bash', q('appended-by-bash')])
@@ -978,6 +987,7 @@ function child (mnt, moduleDir, opts) {
       cb(0, 7)
     },
     open (p, flags, cb) { cb(created.has(p) ? 0 : Fuse.EACCES, 7) },
+    write (p, fd, buf, len, pos, cb) { ev('write', p, { len, offset: pos }); cb(len) },
     release (p, fd, cb) { cb(0) },
     flush (p, fd, cb) { cb(0) },
     truncate (p, size, cb) { cb(0) },
@@ -1159,6 +1169,7 @@ function child (mnt, moduleDir, opts) {
   })
   const fuseB = new Fuse(opts.mnt2, opsB, {
     fsname: 'nexus-paged',
+    ...(Fuse.NEXUS_PATCH_VERSION >= 13 ? { bigWrites: true, maxWrite: 1048576 } : {}), // the Nexus daemon's
     useIno: true,
     attrTimeout: 0,
     entryTimeout: 0,

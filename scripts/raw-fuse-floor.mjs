@@ -48,12 +48,12 @@ const opt = (name, dflt) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] 
 
 function parent () {
   const files = Number(argv.find((a) => /^\d+$/.test(a)) ?? 2000)
-  const conf = { timeout: Number(opt('--timeout', 1)), writeback: argv.includes('--writeback'), killpriv2: argv.includes('--killpriv2'), readers: Number(opt('--readers', 2)) }
+  const conf = { timeout: Number(opt('--timeout', 1)), writeback: argv.includes('--writeback'), killpriv2: argv.includes('--killpriv2'), readers: Number(opt('--readers', 2)), minor: Number(opt('--minor', 34)), dd: argv.includes('--dd') }
   const base = fs.mkdtempSync(path.join(os.tmpdir(), 'raw-fuse-floor-'))
   const mnt = path.join(base, 'mnt')
   fs.mkdirSync(mnt)
   const c = fork(SELF, ['--child', mnt, JSON.stringify(conf)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-  const PHASES = ['create', 'stat', 'read', 'unlink']
+  const PHASES = conf.dd ? ['dd'] : ['create', 'stat', 'read', 'unlink']
   const lines = []
   const done = () => { c.send('exit') }
   c.on('exit', () => {
@@ -69,7 +69,9 @@ function parent () {
       }
       let line
       try {
-        line = execFileSync('python3', ['-c', PY, path.join(mnt, 'd'), String(files), PHASES[i]], { encoding: 'utf8', timeout: 120000 }).trim()
+        line = PHASES[i] === 'dd'
+          ? 'dd ' + execFileSync('bash', ['-c', `dd if=/dev/zero of=${mnt}/big bs=1M count=${files} 2>&1 | tail -1`], { encoding: 'utf8', timeout: 120000 }).trim()
+          : execFileSync('python3', ['-c', PY, path.join(mnt, 'd'), String(files), PHASES[i]], { encoding: 'utf8', timeout: 120000 }).trim()
       } catch (e) {
         console.error(e.message)
         return done()
@@ -144,7 +146,7 @@ function child (mnt, conf) {
         if (conf.writeback) want |= FUSE_WRITEBACK_CACHE
         if (conf.killpriv2) want |= FUSE_HANDLE_KILLPRIV_V2
         out.fill(0, 16, 16 + 64)
-        out.writeUInt32LE(major, 16); out.writeUInt32LE(34, 20); out.writeUInt32LE(MAX_WRITE, 24); out.writeUInt32LE(flags & want, 28)
+        out.writeUInt32LE(major, 16); out.writeUInt32LE(conf.minor, 20); out.writeUInt32LE(MAX_WRITE, 24); out.writeUInt32LE(flags & want, 28)
         out.writeUInt16LE(64, 32); out.writeUInt16LE(48, 34); out.writeUInt32LE(MAX_WRITE, 36); out.writeUInt32LE(1, 40); out.writeUInt16LE(MAX_WRITE / 4096, 44)
         return reply(unique, 0, 64)
       }
@@ -197,6 +199,7 @@ function child (mnt, conf) {
         const f = fhs.get(b.readBigUInt64LE(a)) ?? node; const off = Number(b.readBigUInt64LE(a + 8)); const size = b.readUInt32LE(a + 16)
         if (f.data.length < off + size) { const nb = Buffer.alloc(off + size); f.data.copy(nb); f.data = nb }
         b.copy(f.data, off, a + 40, a + 40 + size); f.size = Math.max(f.size, off + size)
+        counts.maxWriteKiB = Math.max(counts.maxWriteKiB ?? 0, size / 1024)
         out.writeUInt32LE(size, 16); out.writeUInt32LE(0, 20)
         return reply(unique, 0, 8)
       }

@@ -253,7 +253,7 @@ declare module 'fuse-native' {
     hardRemove?: boolean;
     /** big_writes; default true. */
     bigWrites?: boolean;
-    /** max_write; default 131072 with bigWrites (the most libfuse 2.9 takes). */
+    /** max_write; default 131072 with bigWrites; up to 1048576 with the Nexus patch (version 13) on kernels with FUSE_MAX_PAGES. */
     maxWrite?: number;
     /** Raw -o options ('name' or 'name=value'), appended as given (escape commas yourself), e.g. ['direct_io'] for every file. */
     extraOptions?: string[];

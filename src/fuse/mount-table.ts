@@ -40,6 +40,35 @@ export function dataDirOfMount(m: MountEntry): string {
   return m.source.slice(NEXUS_FSNAME_PREFIX.length);
 }
 
+/**
+ * The device number ("major:minor") of the file system mounted at `dir`, from
+ * /proc/self/mountinfo (id parent major:minor root mountpoint ...): never a
+ * stat of the mount itself, which a daemon must not do to its own mount.
+ */
+export function deviceOfMount(dir: string): string | undefined {
+  const target = resolve(dir);
+  const line = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').findLast((l) => unescape(l.split(' ')[4] ?? '') === target);
+  const dev = line?.split(' ')[2];
+  return dev && /^\d+:\d+$/.test(dev) ? dev : undefined;
+}
+
+/**
+ * Set how far the kernel reads ahead of a sequential reader of the mount at
+ * `dir` (its backing device's read_ahead_kb; root only). A FUSE mount starts
+ * at 128 KiB: one READ request at a time. Best effort: false when it could
+ * not be set.
+ */
+export function setMountReadahead(dir: string, kb: number): boolean {
+  const dev = deviceOfMount(dir);
+  if (!dev) return false;
+  try {
+    writeFileSync(`/sys/class/bdi/${dev}/read_ahead_kb`, String(kb));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Detach a FUSE mount; `lazy` also works when the daemon is dead (ENOTCONN). */
 const FUSECTL = '/sys/fs/fuse/connections';
 
@@ -52,10 +81,8 @@ const FUSECTL = '/sys/fs/fuse/connections';
  * Best effort: false when it could not be done.
  */
 export function abortFuseConnection(dir: string): boolean {
-  const target = resolve(dir);
-  // mountinfo: id parent major:minor root mountpoint ...; a FUSE connection is named by the minor.
-  const line = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => unescape(l.split(' ')[4] ?? '') === target);
-  const minor = line?.split(' ')[2]?.split(':')[1];
+  // A FUSE connection is named by its device's minor number.
+  const minor = deviceOfMount(dir)?.split(':')[1];
   if (!minor) return false;
   try {
     if (!existsSync(`${FUSECTL}/${minor}`)) execFileSync('mount', ['-t', 'fusectl', 'fusectl', FUSECTL], { stdio: 'ignore' });

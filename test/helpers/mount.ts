@@ -60,14 +60,14 @@ export function expectNoMountsLeft(): void {
   expect(forcedUnmounts, 'daemons that did not unmount on SIGTERM').toEqual([]);
 }
 
-export async function startMount(opts: { dataDir?: string; mountpoint?: string; extraArgs?: string[] } = {}): Promise<TestMount> {
+export async function startMount(opts: { dataDir?: string; mountpoint?: string; extraArgs?: string[]; env?: NodeJS.ProcessEnv } = {}): Promise<TestMount> {
   const base = mkdtempSync(join(tmpdir(), 'nexus-mt-'));
   // Other users (setpriv tests) must be able to reach the mount point.
   chmodSync(base, 0o755);
   const mountpoint = opts.mountpoint ?? join(base, 'mnt');
   const dataDir = opts.dataDir ?? join(base, 'data');
   mkdirSync(mountpoint, { recursive: true });
-  return launch(base, mountpoint, dataDir, opts.extraArgs ?? []);
+  return launch(base, mountpoint, dataDir, opts.extraArgs ?? [], opts.env);
 }
 
 /** Start a daemon again on the same data directory and mount point (after stop or kill). */
@@ -75,9 +75,9 @@ export async function remount(m: TestMount): Promise<TestMount> {
   return launch(m.base, m.mountpoint, m.dataDir, []);
 }
 
-async function launch(base: string, mountpoint: string, dataDir: string, extraArgs: string[]): Promise<TestMount> {
+async function launch(base: string, mountpoint: string, dataDir: string, extraArgs: string[], env?: NodeJS.ProcessEnv): Promise<TestMount> {
   usedMountpoints.add(resolve(mountpoint));
-  const m = await launchMount({ base, mountpoint, dataDir, extraArgs });
+  const m = await launchMount({ base, mountpoint, dataDir, extraArgs, env });
   return {
     mountpoint, dataDir, base, child: m.child,
     output: m.output,
