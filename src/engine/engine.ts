@@ -847,6 +847,11 @@ export class Engine {
     return v;
   }
 
+  /** Whether any file has an extended attribute of this name (no path, no permission check: callers decide what it may skip). */
+  async xattrNameInUse(name: string): Promise<boolean> {
+    return this.meta.xattrNameInUse(name);
+  }
+
   async listxattr(path: string, ctx: OpContext): Promise<string[]> {
     const node = await this.resolve(path, ctx, false);
     const names = await this.meta.listXattrs(node.ino);

@@ -67,6 +67,8 @@ export interface MetaStore {
   getXattr(ino: number, name: string): Promise<Buffer | undefined>;
   setXattr(ino: number, name: string, value: Buffer, mode: 'any' | 'create' | 'replace', timeNs: TimeNs): Promise<void>;
   listXattrs(ino: number): Promise<string[]>;
+  /** Whether any inode has an attribute of this name. */
+  xattrNameInUse(name: string): Promise<boolean>;
   removeXattr(ino: number, name: string, timeNs: TimeNs): Promise<void>;
 
   stats(): Promise<StoreStats>;

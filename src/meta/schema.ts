@@ -155,6 +155,12 @@ export const MIGRATIONS: readonly string[] = [
     detail TEXT
   );
   `,
+  // 2: which attribute names are in use at all. The kernel asks for
+  // security.capability before every write(2) at the mount; when no file has
+  // one, the answer needs no path walk (src/fuse/adapter.ts).
+  `
+  CREATE INDEX xattrs_name ON xattrs(name);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -122,6 +122,7 @@ export class SqliteMetaStore implements MetaStore {
       getXattr: db.prepare('SELECT value FROM xattrs WHERE ino = ? AND name = ?'),
       upsertXattr: db.prepare('INSERT INTO xattrs (ino, name, value) VALUES (?, ?, ?) ON CONFLICT (ino, name) DO UPDATE SET value = excluded.value'),
       listXattrs: db.prepare('SELECT name FROM xattrs WHERE ino = ? ORDER BY name'),
+      xattrNameInUse: db.prepare('SELECT 1 FROM xattrs WHERE name = ? LIMIT 1'),
       removeXattr: db.prepare('DELETE FROM xattrs WHERE ino = ? AND name = ?'),
       stats: db.prepare(
         `SELECT count(*) AS inodes,
@@ -375,6 +376,10 @@ export class SqliteMetaStore implements MetaStore {
 
   async listXattrs(ino: number): Promise<string[]> {
     return (this.stmts.listXattrs.all(ino) as Row[]).map((r) => r.name as string);
+  }
+
+  async xattrNameInUse(name: string): Promise<boolean> {
+    return this.stmts.xattrNameInUse.get(name) !== undefined;
   }
 
   async removeXattr(ino: number, name: string, timeNs: TimeNs): Promise<void> {

@@ -77,6 +77,43 @@ describe('schema', () => {
     await again.close();
   });
 
+  it('a version-1 data directory is migrated on open: the attribute-name index is made, files and attributes are kept', async () => {
+    const d = await openDataDir(dataDir);
+    await d.engine.writeFile('/f', Buffer.from('kept'), ctx);
+    await d.engine.setxattr('/f', 'user.tag', Buffer.from('v'), 'any', ctx);
+    await d.close();
+    const db = new Database(join(dataDir, 'meta.db'));
+    db.exec('DROP INDEX xattrs_name');
+    db.pragma('user_version = 1');
+    db.close();
+    const again = await openDataDir(dataDir);
+    expect((await again.engine.readFile('/f', ctx)).toString()).toBe('kept');
+    expect((await again.engine.getxattr('/f', 'user.tag', ctx)).toString()).toBe('v');
+    expect(await again.engine.xattrNameInUse('user.tag')).toBe(true);
+    await again.close();
+    const check = new Database(join(dataDir, 'meta.db'), { readonly: true });
+    expect(check.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+    expect(check.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'xattrs_name'").get()).toBeDefined();
+    check.close();
+  });
+
+  it('knows which attribute names are in use, as attributes come and go', async () => {
+    const d = await openDataDir(dataDir);
+    const e = d.engine;
+    await e.writeFile('/a', Buffer.from('a'), ctx);
+    await e.writeFile('/b', Buffer.from('b'), ctx);
+    expect(await e.xattrNameInUse('security.capability')).toBe(false);
+    await e.setxattr('/a', 'security.capability', Buffer.alloc(20, 1), 'any', ctx);
+    await e.setxattr('/b', 'security.capability', Buffer.alloc(20, 2), 'any', ctx);
+    expect(await e.xattrNameInUse('security.capability')).toBe(true);
+    expect(await e.xattrNameInUse('user.other')).toBe(false);
+    await e.removexattr('/a', 'security.capability', ctx);
+    expect(await e.xattrNameInUse('security.capability')).toBe(true);
+    await e.unlink('/b', ctx);
+    expect(await e.xattrNameInUse('security.capability')).toBe(false);
+    await d.close();
+  });
+
   it('a meta.db that is not a database is CORRUPT, not a crash', async () => {
     await fsp.writeFile(join(dataDir, 'meta.db'), pattern(8192, 3));
     await expectCode(openDataDir(dataDir), 'CORRUPT');
