@@ -36,7 +36,7 @@ const STAMP = path.join(FUSE_DIR, 'build', 'nexus-build.json')
 const PATCH_FILE = path.join(REPO, 'patches', 'fuse-native+2.2.6.patch')
 // Must equal nexus_patch_version in the patched fuse-native.c and
 // NEXUS_PATCH_VERSION in the patched index.js (bump all three together).
-const EXPECTED_PATCH_VERSION = 13
+const EXPECTED_PATCH_VERSION = 14
 
 const log = msg => console.log(`nexus postinstall: ${msg}`)
 
