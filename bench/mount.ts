@@ -7,7 +7,8 @@
  * Needs root for drop_caches (cold reads); otherwise cold = warm and says so.
  */
 import { execFileSync, execSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { deviceOfMount } from '../src/fuse/mount-table.js';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -112,6 +113,21 @@ function machineNotes(): string[] {
   return notes;
 }
 
+/** read_ahead_kb of a device ("major:minor"), or "?" where it cannot be read. */
+function readaheadKb(dev: string | undefined): string {
+  try {
+    return dev ? readFileSync(`/sys/class/bdi/${dev}/read_ahead_kb`, 'utf8').trim() : '?';
+  } catch {
+    return '?';
+  }
+}
+
+/** "major:minor" of the device holding `path` (the kernel's new dev_t encoding). */
+function deviceOfPath(path: string): string {
+  const dev = statSync(path).dev;
+  return `${(dev >> 8) & 0xfff}:${(dev & 0xff) | ((dev >> 12) & 0xfff00)}`;
+}
+
 function peakRss(pid: number | undefined): number {
   if (!pid) return NaN;
   const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -164,6 +180,8 @@ for i in range(${TREE_FILES}):
     if (!canDrop) console.log('(cannot drop the page cache here: "cold" reads are warm)');
 
     nexus = mountNexus(base);
+    // Cold reads depend on how far each side reads ahead (native-notes/fuse-options.md).
+    console.log(`  read-ahead: nexus mount ${readaheadKb(deviceOfMount(nexus.dir))} KiB, native ${readaheadKb(deviceOfPath(native))} KiB`);
     bindfs = mountBindfs(base, join(base, 'bindfs-backing'));
     const rows: Record<string, Row> = {};
     rows.native = workloads({ name: 'native', dir: native }, src, tarball, canDrop);
