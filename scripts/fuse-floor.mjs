@@ -17,31 +17,11 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { PY } from './floor-loops.mjs'
 
 const SELF = fileURLToPath(import.meta.url)
 const REPO = path.resolve(path.dirname(SELF), '..')
 
-const PY = `
-import os, sys, time
-root, n = sys.argv[1], int(sys.argv[2])
-data = os.urandom(4096)
-os.makedirs(root, exist_ok=True)
-def phase(name, fn):
-    t = time.perf_counter(); fn(); d = time.perf_counter() - t
-    print(name, round(n / d))
-def create():
-    for i in range(n):
-        fd = os.open(f"{root}/f{i}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        os.write(fd, data); os.close(fd)
-def stat():
-    for i in range(n): os.stat(f"{root}/f{i}")
-def read():
-    for i in range(n):
-        with open(f"{root}/f{i}", "rb") as f: f.read()
-def unlink():
-    for i in range(n): os.unlink(f"{root}/f{i}")
-phase(sys.argv[3], globals()[sys.argv[3]])
-`
 
 const argv = process.argv.slice(2)
 const opt = (name) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : undefined)

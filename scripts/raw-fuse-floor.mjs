@@ -5,7 +5,8 @@
 // An in-memory filesystem whose handlers do almost nothing, driven by the same
 // python loops (create 4 KiB files, stat, read, unlink).
 //
-//   node scripts/raw-fuse-floor.mjs [files=2000] [--timeout S] [--writeback] [--killpriv2] [--readers N]
+//   node scripts/raw-fuse-floor.mjs [files=2000] [--timeout S] [--writeback] [--killpriv2] [--readers N] [--minor M]
+//   node scripts/raw-fuse-floor.mjs [MiB] --dd [--minor M]   dd bs=1M of MiB instead, with the largest WRITE seen
 //
 // Needs root (it mounts with mount(2) through `mount -i -t fuse -o fd=3`, the
 // /dev/fuse descriptor inherited by the mount command, as fusermount does).
@@ -19,29 +20,9 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { PY } from './floor-loops.mjs'
 
 const SELF = fileURLToPath(import.meta.url)
-const PY = `
-import os, sys, time
-root, n = sys.argv[1], int(sys.argv[2])
-data = os.urandom(4096)
-os.makedirs(root, exist_ok=True)
-def phase(name, fn):
-    t = time.perf_counter(); fn(); d = time.perf_counter() - t
-    print(name, round(n / d))
-def create():
-    for i in range(n):
-        fd = os.open(f"{root}/f{i}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        os.write(fd, data); os.close(fd)
-def stat():
-    for i in range(n): os.stat(f"{root}/f{i}")
-def read():
-    for i in range(n):
-        with open(f"{root}/f{i}", "rb") as f: f.read()
-def unlink():
-    for i in range(n): os.unlink(f"{root}/f{i}")
-phase(sys.argv[3], globals()[sys.argv[3]])
-`
 
 const argv = process.argv.slice(2)
 const opt = (name, dflt) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : dflt)
@@ -78,7 +59,7 @@ function parent () {
       }
       c.send('counts')
       c.once('message', (counts) => {
-        console.log(`  ${PHASES[i]}: requests per file: ${Object.entries(counts).map(([k, v]) => `${k} ${(v / files).toFixed(2)}`).join(' ')}`)
+        console.log(`  ${PHASES[i]}: requests per file: ${Object.entries(counts).map(([k, v]) => k === 'maxWriteKiB' ? `(largest WRITE ${v} KiB)` : `${k} ${(v / files).toFixed(2)}`).join(' ')}`)
         lines.push(line)
         next(i + 1)
       })

@@ -6,6 +6,7 @@
  */
 import { describe, it, expect, afterEach, afterAll } from 'vitest';
 import { readFileSync } from 'node:fs';
+import { deviceOfMount } from '../../src/fuse/mount-table.js';
 import { fuseAvailable, isRoot, startMount, shOk, expectNoMountsLeft, type TestMount } from '../helpers/mount.js';
 
 interface OpProfile { ops: Record<string, { n: number; avgUs: number }> }
@@ -17,11 +18,11 @@ function opProfile(output: string): OpProfile['ops'] {
   return (JSON.parse(line) as OpProfile).ops;
 }
 
-/** major:minor of the file system mounted at `dir` (the last mount there wins). */
-function deviceOf(dir: string): string {
-  const line = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').findLast((l) => l.split(' ')[4] === dir);
-  if (!line) throw new Error(`${dir} is not in /proc/self/mountinfo`);
-  return line.split(' ')[2]!;
+/** read_ahead_kb of the device mounted at `dir`. */
+function readaheadOf(dir: string): string {
+  const dev = deviceOfMount(dir);
+  if (!dev) throw new Error(`${dir} is not in /proc/self/mountinfo`);
+  return readFileSync(`/sys/class/bdi/${dev}/read_ahead_kb`, 'utf8').trim();
 }
 
 describe.skipIf(!fuseAvailable)('mount: request sizes', () => {
@@ -47,7 +48,7 @@ describe.skipIf(!fuseAvailable)('mount: request sizes', () => {
 
   it.skipIf(!isRoot)("raises its mount's read-ahead to 4 MiB, and a sequential read after a page-cache drop returns the content", async () => {
     m = await startMount();
-    expect(readFileSync(`/sys/class/bdi/${deviceOf(m.mountpoint)}/read_ahead_kb`, 'utf8').trim()).toBe('4096');
+    expect(readaheadOf(m.mountpoint)).toBe('4096');
     const sums = shOk(m.base, `
       head -c ${32 << 20} /dev/urandom > src
       cp src mnt/f
@@ -62,7 +63,7 @@ describe.skipIf(!fuseAvailable)('mount: request sizes', () => {
     const seen: string[] = [];
     for (let i = 0; i < 5; i++) {
       m = await startMount({ env: { NEXUS_FUSE_CACHE: '0' } });
-      seen.push(readFileSync(`/sys/class/bdi/${deviceOf(m.mountpoint)}/read_ahead_kb`, 'utf8').trim());
+      seen.push(readaheadOf(m.mountpoint));
       await m.cleanup();
       m = undefined;
     }
